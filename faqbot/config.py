@@ -1,0 +1,127 @@
+"""Settings: one pydantic-settings class fed by env vars and `.env`.
+
+Nothing else in faqbot reads the environment. An absent API key means offline mode, not a crash;
+invalid values fail at start with a message naming the variable.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from faqbot.errors import ConfigError
+
+REFUSAL_TEXT = (
+    "I don't have that information in my FAQ database. Please contact support for more details."
+)
+
+
+class Settings(BaseSettings):
+    """All runtime configuration; see `.env.example` for the documented list."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", case_sensitive=False, extra="ignore"
+    )
+
+    # OpenAI-compatible LLM (absent key -> offline retrieval mode)
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str | None = None
+    openai_model: str = "gpt-4o-mini"
+    openai_max_tokens: int = Field(default=1000, ge=16, le=32_000)
+    openai_temperature: float = Field(default=0.1, ge=0.0, le=2.0)
+    openai_timeout: float = Field(default=20.0, gt=0, le=600)
+    openai_connect_timeout: float = Field(default=5.0, gt=0, le=120)
+    openai_max_retries: int = Field(default=1, ge=0, le=5)
+    llm_budget_seconds: float = Field(default=30.0, gt=0, le=600)
+    llm_history_turns: int = Field(default=6, ge=0, le=50)
+    circuit_failure_threshold: int = Field(default=3, ge=1, le=100)
+    circuit_reset_seconds: float = Field(default=30.0, gt=0, le=3600)
+    answer_cache_ttl: float = Field(default=600.0, ge=0, le=86_400)
+    answer_cache_size: int = Field(default=1024, ge=0, le=1_000_000)
+    llm_price_table: dict[str, tuple[float, float]] = Field(
+        default_factory=lambda: {
+            "gpt-4o-mini": (0.15, 0.60),
+            "gpt-4o": (2.50, 10.00),
+            "gpt-4.1-mini": (0.40, 1.60),
+            "gpt-4.1": (2.00, 8.00),
+        },
+        description="USD per million (prompt, completion) tokens by model name",
+    )
+
+    # App
+    app_name: str = "FAQ Chatbot"
+    app_version: str = "1.0.0"
+    debug: bool = False
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    log_format: Literal["json", "console"] = "json"
+
+    # Server
+    host: str = "0.0.0.0"  # noqa: S104 - a server binds all interfaces by default
+    port: int = Field(default=8000, ge=1, le=65535)
+    reload: bool = False
+
+    # Security
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["http://localhost:3000", "http://127.0.0.1:8000"]
+    )
+    rate_limit_requests: int = Field(default=60, ge=1, le=1_000_000)
+    rate_limit_window: int = Field(default=60, ge=1, le=86_400)
+    redis_url: str | None = None
+    max_question_chars: int = Field(default=1000, ge=1, le=100_000)
+
+    # Knowledge and retrieval
+    faq_dir: Path = Path("faqs")
+    retrieval_top_k: int = Field(default=5, ge=1, le=50)
+    confidence_threshold: float = Field(default=0.35, ge=0.0, le=1.0)
+    refusal_text: str = REFUSAL_TEXT
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _parse_origins(cls, value: Any) -> Any:
+        """Accept a JSON list (the seed's form) or a comma-separated string."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("openai_api_key", mode="before")
+    @classmethod
+    def _blank_key_is_none(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip() in {"", "your_openai_api_key_here"}:
+            return None
+        return value
+
+    @property
+    def llm_enabled(self) -> bool:
+        """True when an API key is configured (OPENAI_BASE_URL alone is not enough)."""
+        return self.openai_api_key is not None
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings, turning pydantic's error into a ConfigError that names each variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            name = "_".join(str(p) for p in err["loc"]).upper() or "SETTINGS"
+            problems.append(f"{name}: {err['msg']}")
+        raise ConfigError("Invalid configuration: " + "; ".join(problems)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Process-wide settings, read once."""
+    return load_settings()

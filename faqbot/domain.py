@@ -1,0 +1,87 @@
+"""Immutable domain objects: FAQ entries, categories and the knowledge base."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Literal
+
+
+@dataclass(frozen=True, slots=True)
+class FaqEntry:
+    """One question/answer pair; `id` is stable across reorderings (derived from the question)."""
+
+    id: str
+    category: str
+    question: str
+    answer: str
+    alternate_questions: tuple[str, ...] = ()
+    keywords: tuple[str, ...] = ()
+    source: str = ""
+    line: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Category:
+    """A category is one FAQ file; its name is the file stem."""
+
+    name: str
+    entries: tuple[FaqEntry, ...]
+    path: Path
+    description: str = ""
+    version: str = ""
+    last_updated: str = ""
+    metadata: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True, slots=True)
+class KnowledgeBase:
+    """All categories, frozen. Reload builds a new one; `version` hashes the content."""
+
+    categories: Mapping[str, Category]
+    version: str
+
+    @classmethod
+    def build(cls, categories: list[Category]) -> KnowledgeBase:
+        """Freeze categories (sorted by name) and compute the content version hash."""
+        ordered = sorted(categories, key=lambda c: c.name)
+        digest = hashlib.sha256()
+        for cat in ordered:
+            for e in cat.entries:
+                for part in (e.id, e.question, e.answer, *e.alternate_questions, *e.keywords):
+                    digest.update(part.encode())
+                    digest.update(b"\x00")
+        return cls(
+            categories=MappingProxyType({c.name: c for c in ordered}),
+            version=digest.hexdigest()[:12],
+        )
+
+    @property
+    def entries(self) -> tuple[FaqEntry, ...]:
+        return tuple(e for c in self.categories.values() for e in c.entries)
+
+    def __iter__(self) -> Iterator[FaqEntry]:
+        return iter(self.entries)
+
+    def entry(self, entry_id: str) -> FaqEntry:
+        for e in self.entries:
+            if e.id == entry_id:
+                return e
+        raise KeyError(entry_id)
+
+    def counts(self) -> dict[str, int]:
+        return {name: len(cat.entries) for name, cat in self.categories.items()}
+
+
+Role = Literal["user", "assistant"]
+
+
+@dataclass(frozen=True, slots=True)
+class ChatTurn:
+    """One message of the conversation history fed to the router."""
+
+    role: Role
+    content: str

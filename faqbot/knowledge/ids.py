@@ -1,0 +1,29 @@
+"""Stable entry ids and question normalisation."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+def normalise_question(text: str) -> str:
+    """Case-, accent- and punctuation-insensitive form used to detect duplicates."""
+    folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
+    return " ".join(_WORD.findall(folded))
+
+
+def entry_id(category: str, question: str, max_len: int = 48) -> str:
+    """`<category>-<slug>`: readable, stable while the question text stays the same."""
+    words = normalise_question(question).split()
+    slug = ""
+    for word in words:
+        candidate = f"{slug}-{word}" if slug else word
+        if len(candidate) > max_len:
+            break
+        slug = candidate
+    if not slug:
+        slug = hashlib.sha1(question.encode(), usedforsecurity=False).hexdigest()[:8]
+    return f"{category}-{slug}"

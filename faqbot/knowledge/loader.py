@@ -1,0 +1,138 @@
+"""Read a FAQ folder: every `*.txt`, `*.yaml`, `*.yml` file is a category named by its stem."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from types import MappingProxyType
+
+from faqbot.domain import Category, FaqEntry, KnowledgeBase
+from faqbot.errors import FaqFormatError, FaqProblem, KnowledgeError
+from faqbot.knowledge.ids import entry_id, normalise_question
+from faqbot.knowledge.text_format import RawFile, parse_text
+from faqbot.knowledge.yaml_format import parse_yaml
+
+SUFFIXES = {".txt": parse_text, ".yaml": parse_yaml, ".yml": parse_yaml}
+_CATEGORY = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+
+
+def _read(path: Path, problems: list[FaqProblem]) -> str | None:
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        problems.append(FaqProblem(path, line, f"not valid UTF-8 (byte {exc.start})"))
+        return None
+    if not text.strip():
+        problems.append(FaqProblem(path, 1, "file is empty"))
+        return None
+    return text
+
+
+def parse_file(path: Path, problems: list[FaqProblem]) -> Category | None:
+    """Parse one FAQ file into a Category, or record why it cannot be used."""
+    name = path.stem.lower()
+    if not _CATEGORY.match(name):
+        problems.append(
+            FaqProblem(path, 1, "file name must be a category name: a-z, 0-9, '_' (max 40)")
+        )
+        return None
+    text = _read(path, problems)
+    if text is None:
+        return None
+    before = len(problems)
+    raw: RawFile = SUFFIXES[path.suffix.lower()](path, text, problems)
+    if raw.category and raw.category.lower() != name:
+        problems.append(
+            FaqProblem(path, 1, f"category {raw.category!r} does not match the file name {name!r}")
+        )
+    if not raw.entries and len(problems) == before:
+        problems.append(FaqProblem(path, 1, "no Q:/A: entries found"))
+    entries: list[FaqEntry] = []
+    used_ids: set[str] = set()
+    for r in raw.entries:
+        eid = r.entry_id or entry_id(name, r.question)
+        if eid in used_ids:
+            eid = f"{eid}-{r.line}"
+        used_ids.add(eid)
+        entries.append(
+            FaqEntry(
+                id=eid,
+                category=name,
+                question=r.question,
+                answer=r.answer,
+                alternate_questions=tuple(r.alternate_questions),
+                keywords=tuple(r.keywords),
+                source=path.name,
+                line=r.line,
+            )
+        )
+    return Category(
+        name=name,
+        entries=tuple(entries),
+        path=path,
+        description=raw.metadata.get("description", raw.title),
+        version=raw.version,
+        last_updated=raw.last_updated,
+        metadata=MappingProxyType(dict(raw.metadata)),
+    )
+
+
+def _faq_files(directory: Path) -> list[Path]:
+    return sorted(
+        p
+        for p in directory.iterdir()
+        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in SUFFIXES
+    )
+
+
+def check_dir(directory: Path) -> tuple[list[Category], list[FaqProblem]]:
+    """Parse every FAQ file in `directory`; return the categories and all problems found."""
+    if not directory.is_dir():
+        raise KnowledgeError(f"FAQ folder not found: {directory}")
+    files = _faq_files(directory)
+    if not files:
+        raise KnowledgeError(f"no FAQ files (*.txt, *.yaml) in {directory}")
+    problems: list[FaqProblem] = []
+    categories: list[Category] = []
+    owner: dict[str, Path] = {}
+    seen_questions: dict[str, tuple[Path, int]] = {}
+    for path in files:
+        category = parse_file(path, problems)
+        if category is None:
+            continue
+        if category.name in owner:
+            problems.append(
+                FaqProblem(
+                    path,
+                    1,
+                    f"category {category.name!r} is also defined by {owner[category.name].name}",
+                )
+            )
+            continue
+        owner[category.name] = path
+        for e in category.entries:
+            for text in (e.question, *e.alternate_questions):
+                key = normalise_question(text)
+                if key in seen_questions:
+                    other, other_line = seen_questions[key]
+                    problems.append(
+                        FaqProblem(
+                            path,
+                            e.line,
+                            f"duplicate question {text!r} (also at {other.name}:{other_line})",
+                        )
+                    )
+                else:
+                    seen_questions[key] = (path, e.line)
+        categories.append(category)
+    return categories, problems
+
+
+def load_knowledge_base(directory: Path) -> KnowledgeBase:
+    """Load and validate the folder; raise FaqFormatError listing every problem."""
+    categories, problems = check_dir(directory)
+    if problems:
+        raise FaqFormatError(problems)
+    return KnowledgeBase.build(categories)
