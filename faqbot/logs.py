@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
@@ -12,7 +13,7 @@ _SECRET_KEYS = {"api_key", "openai_api_key", "authorization", "password", "secre
 _configured = False
 
 
-def _redact(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """Drop anything that looks like a credential before it is rendered."""
     for key in list(event):
         if key.lower() in _SECRET_KEYS:

@@ -1,0 +1,108 @@
+"""Command line: `python -m faqbot check|ask|eval`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from faqbot.config import load_settings
+from faqbot.errors import ConfigError, FaqBotError, FaqFormatError, KnowledgeError
+from faqbot.events import Done, Fallback, RouteDecided, Token
+from faqbot.knowledge import check_dir
+from faqbot.logs import configure_logging
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    directory = Path(args.dir) if args.dir else load_settings().faq_dir
+    try:
+        categories, problems = check_dir(directory)
+    except KnowledgeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for problem in problems:
+        print(problem)
+    if problems:
+        print(f"{len(problems)} problem(s) in {directory}", file=sys.stderr)
+        return 1
+    for cat in categories:
+        print(f"ok  {cat.path.name}: {len(cat.entries)} entries ({cat.name})")
+    return 0
+
+
+async def _ask(question: str) -> int:
+    from faqbot.factory import build_bot
+
+    bot = build_bot(load_settings())
+    out = sys.stdout
+    out.write(f"[mode: {bot.mode}]\n")
+    async for event in bot.answer(question):
+        if isinstance(event, RouteDecided):
+            where = event.category or "none"
+            out.write(f"[route: {where} via {event.via}, confidence {event.confidence:.2f}]\n")
+        elif isinstance(event, Fallback):
+            out.write(f"[fallback: {event.message}]\n")
+        elif isinstance(event, Token):
+            out.write(event.text)
+            out.flush()
+        elif isinstance(event, Done):
+            r = event.result
+            out.write("\n")
+            flags = [f for f, on in (("refused", r.refused), ("fallback", r.fallback)) if on]
+            out.write(
+                f"[category: {r.category or 'none'} | confidence: {r.confidence:.2f} | "
+                f"{r.elapsed_s * 1000:.0f} ms{' | ' + ', '.join(flags) if flags else ''}]\n"
+            )
+            for s in r.sources:
+                out.write(f"  source: {s.id} - {s.question}\n")
+            if r.usage.total_tokens:
+                out.write(
+                    f"  usage: {r.usage.prompt_tokens} prompt + {r.usage.completion_tokens} "
+                    f"completion tokens, ${r.usage.cost_usd:.6f}\n"
+                )
+    return 0
+
+
+def _cmd_ask(args: argparse.Namespace) -> int:
+    return asyncio.run(_ask(" ".join(args.question)))
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from faqbot.evaluation import format_report, run_eval
+
+    report = asyncio.run(run_eval(Path(args.file), offline=args.offline))
+    print(format_report(report))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m faqbot", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    check = sub.add_parser("check", help="validate FAQ files; exit 1 on any problem")
+    check.add_argument("dir", nargs="?", help="FAQ folder (default: FAQ_DIR)")
+    check.set_defaults(func=_cmd_check)
+    ask = sub.add_parser("ask", help="ask one question and stream the answer")
+    ask.add_argument("question", nargs="+")
+    ask.set_defaults(func=_cmd_ask)
+    ev = sub.add_parser("eval", help="routing/refusal accuracy on a labelled YAML set")
+    ev.add_argument("file")
+    ev.add_argument("--offline", action="store_true", help="ignore OPENAI_API_KEY")
+    ev.set_defaults(func=_cmd_eval)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; problems print as one clear line and exit non-zero."""
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        configure_logging("WARNING" if args.command != "check" else settings.log_level, "console")
+        result: int = args.func(args)
+        return result
+    except FaqFormatError as exc:
+        print(f"FAQ files are invalid:\n{exc}", file=sys.stderr)
+        return 1
+    except (ConfigError, FaqBotError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1

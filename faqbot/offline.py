@@ -1,0 +1,92 @@
+"""Offline answering: pick the best FAQ entry by retrieval and quote it.
+
+This is the embedded default (no API key) and the fallback when the LLM fails. The category comes
+from the retrieved entry; below the confidence threshold the answer is the refusal text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+
+from faqbot.domain import ChatTurn, FaqEntry
+from faqbot.events import Event, Source, Sources, Token
+from faqbot.retrieval import Retriever, SearchResult
+
+_PIECE = re.compile(r"\S+\s*|\s+")
+
+
+def split_tokens(text: str) -> list[str]:
+    """Split text into word-sized pieces that concatenate back to the exact text."""
+    return _PIECE.findall(text)
+
+
+@dataclass(frozen=True, slots=True)
+class OfflineDecision:
+    """What retrieval concluded for one question."""
+
+    query: str
+    result: SearchResult
+    answerable: bool
+
+    @property
+    def entry(self) -> FaqEntry | None:
+        top = self.result.top
+        return top.entry if top and self.answerable else None
+
+    @property
+    def category(self) -> str | None:
+        entry = self.entry
+        return entry.category if entry else None
+
+
+class OfflineEngine:
+    """Retrieval-only answering with a confidence gate."""
+
+    def __init__(
+        self,
+        retriever: Retriever,
+        *,
+        threshold: float,
+        top_k: int,
+        token_delay: float = 0.0,
+    ) -> None:
+        self.retriever = retriever
+        self.threshold = threshold
+        self.top_k = top_k
+        self.token_delay = token_delay
+
+    def decide(
+        self, question: str, history: Sequence[ChatTurn] = (), category: str | None = None
+    ) -> OfflineDecision:
+        """Retrieve for the question; for a follow-up, also try it joined to the last user turn."""
+        best = self._decide(question, category)
+        previous = next((t.content for t in reversed(history) if t.role == "user"), None)
+        if previous and not best.answerable:
+            joined = self._decide(f"{previous} {question}", category)
+            if joined.result.confidence > best.result.confidence:
+                best = joined
+        return best
+
+    def _decide(self, query: str, category: str | None) -> OfflineDecision:
+        result = self.retriever.search(query, k=self.top_k, category=category)
+        return OfflineDecision(query, result, result.confidence >= self.threshold)
+
+    async def stream(self, text: str) -> AsyncIterator[Event]:
+        """Stream text in word-sized Token events."""
+        for piece in split_tokens(text):
+            yield Token(piece)
+            if self.token_delay:
+                await asyncio.sleep(self.token_delay)
+            else:
+                await asyncio.sleep(0)
+
+
+def source_of(entry: FaqEntry, score: float) -> Source:
+    return Source(id=entry.id, category=entry.category, question=entry.question, score=score)
+
+
+def sources_event(entries: Sequence[tuple[FaqEntry, float]]) -> Sources:
+    return Sources(tuple(source_of(e, s) for e, s in entries))

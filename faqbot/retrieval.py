@@ -1,0 +1,172 @@
+"""Lexical retrieval over FAQ entries with bm25s, plus a calibrated answerability confidence.
+
+Ranking (measured on CovidFAQ, see bench/RESULTS.md): BM25 over the question field (question,
+alternate questions, keywords) plus 0.3 x BM25 over all text (question field + answer), each
+z-score normalised over the whole knowledge base, summed. Stemmed (PyStemmer), no stopword removal
+for ranking: stopword lists cost accuracy on short FAQ questions.
+
+Confidence (is the top entry really an answer to this question?) combines two gates, because a
+relative margin alone accepts out-of-domain questions:
+  coverage: IDF-weighted share of the query's content words found in the top entry; words the FAQ
+            never uses weigh the most, so "weather in Paris" scores near 0;
+  margin:   how far the top fused score stands above the runner-up.
+  confidence = coverage * (MARGIN_FLOOR + (1 - MARGIN_FLOOR) * min(1, margin / MARGIN_SCALE))
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import bm25s
+import numpy as np
+import Stemmer
+
+from faqbot.domain import FaqEntry
+
+logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs every index build at DEBUG
+
+ANSWER_FIELD_WEIGHT = 0.3
+MARGIN_FLOOR = 0.7
+MARGIN_SCALE = 1.0
+
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+# Function words ignored by the coverage gate only (ranking keeps them).
+STOPWORDS = frozenset(
+    """a about above after again all am an and any are as at be been before being below between
+    both but by can could did do does doing down during each few for from further get got had has
+    have having he her here hers him his how i if in into is it its itself just let me might more
+    most my no nor not now of off on once only or other our ours out over own please same she should
+    so some such than that the their theirs them then there these they this those through to too
+    under until up very want was we were what when where which while who whom why will with would
+    you your yours yourself tell know need much many way also s t m d ll re ve""".split()
+)
+
+
+def _fold(text: str) -> str:
+    return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
+
+
+class Tokenizer:
+    """Lower-case, accent-fold, split on non-letters, Snowball-stem (English)."""
+
+    def __init__(self) -> None:
+        self._stemmer = Stemmer.Stemmer("english")
+        self._stop = frozenset(self._stemmer.stemWords(sorted(STOPWORDS)))
+
+    def tokens(self, text: str) -> list[str]:
+        words: list[str] = _WORD.findall(_fold(text))
+        stems: list[str] = self._stemmer.stemWords(words)
+        return stems
+
+    def content(self, tokens: Sequence[str]) -> list[str]:
+        return [t for t in tokens if t not in self._stop]
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """A ranked entry; `score` is the fused z-score (comparable within one query only)."""
+
+    entry: FaqEntry
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class SearchResult:
+    """Ranked hits plus the confidence that the first one answers the query."""
+
+    hits: tuple[Hit, ...]
+    confidence: float
+    coverage: float
+    margin: float
+
+    @property
+    def top(self) -> Hit | None:
+        return self.hits[0] if self.hits else None
+
+
+def question_text(entry: FaqEntry) -> str:
+    return " ".join((entry.question, *entry.alternate_questions, *entry.keywords))
+
+
+def _zscore(scores: np.ndarray) -> np.ndarray:
+    std = float(scores.std())
+    if std == 0.0:
+        return np.zeros_like(scores)
+    result: np.ndarray = (scores - scores.mean()) / std
+    return result
+
+
+class Retriever:
+    """An immutable index over a fixed list of entries (rebuild on knowledge reload)."""
+
+    def __init__(self, entries: Sequence[FaqEntry], tokenizer: Tokenizer | None = None) -> None:
+        self.entries = tuple(entries)
+        self.tokenizer = tokenizer or Tokenizer()
+        q_docs = [self.tokenizer.tokens(question_text(e)) for e in self.entries]
+        all_docs = [
+            q + self.tokenizer.tokens(e.answer) for q, e in zip(q_docs, self.entries, strict=True)
+        ]
+        self._q_index = self._index(q_docs)
+        self._all_index = self._index(all_docs)
+        self._doc_terms = [frozenset(d) for d in all_docs]
+        n = max(1, len(self.entries))
+        df: dict[str, int] = {}
+        for terms in self._doc_terms:
+            for t in terms:
+                df[t] = df.get(t, 0) + 1
+        self._idf = {t: math.log(1 + n / c) for t, c in df.items()}
+        self._unknown_idf = math.log(1 + n)
+        self._categories = np.array([e.category for e in self.entries], dtype=object)
+
+    @staticmethod
+    def _index(docs: list[list[str]]) -> bm25s.BM25:
+        model = bm25s.BM25(k1=1.5, b=0.75)
+        model.index([d or ["\x00"] for d in docs] or [["\x00"]], show_progress=False)
+        return model
+
+    def _scores(self, model: bm25s.BM25, tokens: list[str]) -> np.ndarray:
+        known = [t for t in tokens if t in model.vocab_dict]
+        if not known:
+            return np.zeros(len(self.entries), dtype=np.float32)
+        scores: np.ndarray = model.get_scores(known)
+        return scores[: len(self.entries)]
+
+    def coverage(self, query_tokens: Sequence[str], entry_index: int) -> float:
+        """IDF-weighted share of the query's content words present in one entry."""
+        content = set(self.tokenizer.content(query_tokens))
+        if not content:
+            return 0.0
+        terms = self._doc_terms[entry_index]
+        total = sum(self._idf.get(t, self._unknown_idf) for t in content)
+        found = sum(self._idf[t] for t in content if t in terms)
+        return found / total if total else 0.0
+
+    def search(self, query: str, *, k: int = 5, category: str | None = None) -> SearchResult:
+        """Rank entries (optionally of one category) for `query`; never raises on odd input."""
+        tokens = self.tokenizer.tokens(query)
+        if not self.entries or not tokens:
+            return SearchResult((), 0.0, 0.0, 0.0)
+        fused = _zscore(self._scores(self._q_index, tokens))
+        fused = fused + ANSWER_FIELD_WEIGHT * _zscore(self._scores(self._all_index, tokens))
+        candidates = np.arange(len(self.entries))
+        if category is not None:
+            candidates = candidates[self._categories == category]
+            if candidates.size == 0:
+                return SearchResult((), 0.0, 0.0, 0.0)
+        sub = fused[candidates]
+        take = min(k, sub.size)
+        part = np.argpartition(-sub, take - 1)[:take] if take < sub.size else np.arange(sub.size)
+        order = part[np.argsort(-sub[part], kind="stable")]
+        idx = candidates[order]
+        hits = tuple(Hit(self.entries[i], float(fused[i])) for i in idx)
+        best = int(idx[0])
+        runner = float(np.partition(sub, -2)[-2]) if sub.size > 1 else float(sub.mean()) - 1.0
+        margin = max(0.0, float(fused[best]) - runner)
+        coverage = self.coverage(tokens, best) if float(fused[best]) > 0 else 0.0
+        shape = MARGIN_FLOOR + (1 - MARGIN_FLOOR) * min(1.0, margin / MARGIN_SCALE)
+        return SearchResult(hits, round(coverage * shape, 4), coverage, margin)

@@ -1,0 +1,28 @@
+"""User input hygiene shared by every face: one place decides what a question may be."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from faqbot.errors import InputError
+
+# C0/C1 controls except tab/newline, plus zero-width and bidi override characters.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+_SPACES = re.compile(r"[ \t]+")
+
+
+def clean_question(text: str, max_chars: int) -> str:
+    """Normalise a user's message or raise InputError with a message fit to show them."""
+    if not isinstance(text, str):
+        raise InputError("Please send your question as text.")
+    cleaned = _CONTROL.sub("", unicodedata.normalize("NFC", text))
+    cleaned = _SPACES.sub(" ", cleaned).strip()
+    if not cleaned:
+        raise InputError("Please type a question - your message was empty.")
+    if len(cleaned) > max_chars:
+        raise InputError(
+            f"Your message is too long ({len(cleaned):,} characters). "
+            f"Please keep questions under {max_chars:,} characters."
+        )
+    return cleaned
