@@ -1,80 +1,300 @@
-"""FaqBot: the one pipeline behind every face. `answer()` yields typed events (faqbot.events)."""
+"""FaqBot: the one pipeline behind every face. `answer()` yields typed events (faqbot.events).
+
+With a ChatModel: LLM router -> top-k grounding -> streamed grounded answer. Without one, or when
+the LLM fails (timeout, 429, 5xx, torn stream, malformed tool call) or its circuit is open: offline
+retrieval, marked with a `Fallback` event first. A `Fallback` after answer tokens means "discard
+the partial answer": the offline answer that follows replaces it.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
+from typing import TypeVar
 
+from faqbot.answerer import GroundedAnswerer
+from faqbot.breaker import CircuitBreaker
+from faqbot.cache import AnswerCache, CachedAnswer
 from faqbot.config import Settings
 from faqbot.domain import ChatTurn, KnowledgeBase
-from faqbot.events import Done, Event, Refused, RouteDecided, Source, Sources, Token, TurnResult
+from faqbot.errors import LLMAuthError, LLMError, LLMProtocolError, LLMTimeoutError
+from faqbot.events import (
+    Done,
+    Event,
+    Fallback,
+    Mode,
+    Refused,
+    RouteDecided,
+    Source,
+    Sources,
+    Token,
+    TurnResult,
+    Usage,
+)
+from faqbot.llm.protocol import ChatModel
 from faqbot.logs import get_logger
 from faqbot.offline import OfflineEngine, source_of
 from faqbot.retrieval import Retriever
+from faqbot.router import LLMRouter
 from faqbot.validation import clean_question
 
 log = get_logger("faqbot.bot")
+T = TypeVar("T")
+
+FALLBACK_MESSAGE = (
+    "The AI service is unavailable right now, so this answer is quoted directly from the FAQ."
+)
+
+
+class _Deadline:
+    """A per-turn time budget applied to each await on the model (never around a `yield`)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.at = time.monotonic() + seconds
+
+    async def run(self, awaitable: Awaitable[T]) -> T:
+        remaining = self.at - time.monotonic()
+        if remaining <= 0:
+            raise LLMTimeoutError("LLM time budget exhausted")
+        try:
+            return await asyncio.wait_for(awaitable, remaining)
+        except TimeoutError:
+            raise LLMTimeoutError("LLM time budget exhausted") from None
 
 
 class FaqBot:
-    """Answers questions from a KnowledgeBase, offline by retrieval (LLM path: see faqbot.llm)."""
+    """Answers questions from a KnowledgeBase; offline by retrieval when `model` is None."""
 
-    def __init__(self, kb: KnowledgeBase, settings: Settings) -> None:
+    def __init__(
+        self, kb: KnowledgeBase, settings: Settings, *, model: ChatModel | None = None
+    ) -> None:
         self.kb = kb
         self.settings = settings
+        self.model = model
         self.retriever = Retriever(kb.entries)
         self.offline = OfflineEngine(
             self.retriever,
             threshold=settings.confidence_threshold,
             top_k=settings.retrieval_top_k,
         )
+        self.breaker = CircuitBreaker(
+            settings.circuit_failure_threshold, settings.circuit_reset_seconds
+        )
+        self.cache = AnswerCache(settings.answer_cache_size, settings.answer_cache_ttl)
+        self.router: LLMRouter | None = None
+        self.answerer: GroundedAnswerer | None = None
+        if model is not None:
+            self.router = LLMRouter(
+                model,
+                kb,
+                self.retriever,
+                app_name=settings.app_name,
+                history_turns=settings.llm_history_turns,
+            )
+            self.answerer = GroundedAnswerer(
+                model,
+                kb,
+                self.retriever,
+                app_name=settings.app_name,
+                refusal=settings.refusal_text,
+                top_k=settings.retrieval_top_k,
+            )
 
     @property
-    def mode(self) -> str:
-        return "offline"
+    def mode(self) -> Mode:
+        return "llm" if self.model is not None else "offline"
 
-    async def answer(self, question: str, history: Sequence[ChatTurn] = ()) -> AsyncIterator[Event]:
-        """Answer one question given the recent history; raises InputError before any event."""
+    @property
+    def model_name(self) -> str | None:
+        return self.model.name if self.model is not None else None
+
+    async def answer(
+        self, question: str, history: Sequence[ChatTurn] = (), *, brief: bool = False
+    ) -> AsyncIterator[Event]:
+        """Answer one question given the recent history; raises InputError before any event.
+
+        `brief` asks for a short answer (the copilot widget).
+        """
         started = time.perf_counter()
         question = clean_question(question, self.settings.max_question_chars)
+        fallback: Fallback | None = None
+        if self.router is not None and self.answerer is not None:
+            if self.breaker.allow():
+                try:
+                    async for event in self._llm_turn(question, history, brief, started):
+                        yield event
+                    self.breaker.record_success()
+                    return
+                except Exception as exc:
+                    fallback = self._on_llm_failure(exc)
+            else:
+                fallback = Fallback("circuit_open", FALLBACK_MESSAGE)
+                log.warning("llm.skipped", reason="circuit_open", **self.breaker.snapshot())
+        async for event in self._offline_turn(question, history, started, fallback):
+            yield event
+
+    def _on_llm_failure(self, exc: Exception) -> Fallback:
+        self.breaker.record_failure()
+        error = exc if isinstance(exc, LLMError) else LLMProtocolError(repr(exc))
+        if isinstance(error, LLMAuthError):
+            log.error(
+                "llm.auth_failed",
+                detail=str(error),
+                hint="the provider rejected OPENAI_API_KEY; check the key and OPENAI_BASE_URL",
+            )
+            message = f"{error.user_message} This answer is quoted directly from the FAQ."
+        else:
+            log.warning(
+                "llm.failed",
+                code=error.code,
+                detail=str(error),
+                unexpected=not isinstance(exc, LLMError),
+                **self.breaker.snapshot(),
+            )
+            message = FALLBACK_MESSAGE
+        return Fallback(error.code, message)
+
+    async def _llm_turn(
+        self, question: str, history: Sequence[ChatTurn], brief: bool, started: float
+    ) -> AsyncIterator[Event]:
+        assert self.router is not None
+        assert self.answerer is not None
+        deadline = _Deadline(self.settings.llm_budget_seconds)
+        route = await deadline.run(self.router.route(question, history))
+        usage = route.usage
+        if route.category is None:
+            yield RouteDecided(None, 0.0, route.standalone_question, "llm")
+            async for event in self._refusal():
+                yield event
+            yield self._done(
+                question, self.settings.refusal_text, None, 0.0, route.standalone_question,
+                (), refused=True, mode="llm", usage=usage, started=started,
+            )  # fmt: skip
+            return
+        grounding = self.answerer.ground(route.category, route.standalone_question)
+        found = self.retriever.search(route.standalone_question, k=1, category=route.category)
+        yield RouteDecided(route.category, found.confidence, route.standalone_question, "llm")
+        key = AnswerCache.key(
+            self.kb.version, route.category, route.standalone_question + ("|brief" if brief else "")
+        )
+        cached = self.cache.get(key)
+        if cached is not None:
+            async for event in self.offline.stream(cached.answer):
+                yield event
+            text, sources, confidence, refused = (
+                cached.answer, cached.sources, cached.confidence, cached.refused,
+            )  # fmt: skip
+        else:
+            sink: list[Usage] = []
+            pieces: list[str] = []
+            stream = self.answerer.stream(grounding, sink, brief=brief)
+            try:
+                while True:
+                    try:
+                        piece = await deadline.run(anext(stream))
+                    except StopAsyncIteration:
+                        break
+                    pieces.append(piece)
+                    yield Token(piece)
+            finally:
+                await stream.aclose()  # type: ignore[attr-defined]
+            for part in sink:
+                usage = usage + part
+            text = "".join(pieces).strip()
+            refused = self.answerer.is_refusal(text)
+            sources, confidence = ((), 0.0) if refused else self.answerer.attribute(grounding, text)
+            self.cache.put(key, CachedAnswer(text, sources, confidence, refused))
+        yield Sources(sources)
+        if refused:
+            yield Refused("model_refused")
+        yield self._done(
+            question, text, route.category, confidence, route.standalone_question, sources,
+            refused=refused, mode="llm", usage=usage, started=started, cached=cached is not None,
+        )  # fmt: skip
+
+    async def _refusal(self) -> AsyncIterator[Event]:
+        async for event in self.offline.stream(self.settings.refusal_text):
+            yield event
+        yield Sources(())
+        yield Refused("not_covered")
+
+    async def _offline_turn(
+        self,
+        question: str,
+        history: Sequence[ChatTurn],
+        started: float,
+        fallback: Fallback | None,
+    ) -> AsyncIterator[Event]:
+        if fallback is not None:
+            yield fallback
         decision = self.offline.decide(question, history)
-        top = decision.result.top
         confidence = decision.result.confidence
         yield RouteDecided(decision.category, confidence, decision.query, "retrieval")
         entry = decision.entry
-        if entry is None or top is None:
+        sources: tuple[Source, ...] = ()
+        if entry is None:
             text = self.settings.refusal_text
-            async for event in self.offline.stream(text):
+            async for event in self._refusal():
                 yield event
-            yield Sources(())
-            yield Refused("not_covered")
-            sources: tuple[Source, ...] = ()
         else:
             text = entry.answer
             async for event in self.offline.stream(text):
                 yield event
             sources = (source_of(entry, confidence),)
             yield Sources(sources)
+        yield self._done(
+            question, text, decision.category, confidence, decision.query, sources,
+            refused=entry is None, mode="offline", usage=Usage(), started=started,
+            fallback=fallback,
+        )  # fmt: skip
+
+    def _done(
+        self,
+        question: str,
+        text: str,
+        category: str | None,
+        confidence: float,
+        standalone: str,
+        sources: tuple[Source, ...],
+        *,
+        refused: bool,
+        mode: Mode,
+        usage: Usage,
+        started: float,
+        cached: bool = False,
+        fallback: Fallback | None = None,
+    ) -> Done:
         result = TurnResult(
             question=question,
             answer=text,
-            category=decision.category,
+            category=category,
             confidence=confidence,
-            standalone_question=decision.query,
+            standalone_question=standalone,
             sources=sources,
-            refused=entry is None,
-            mode="offline",
+            refused=refused,
+            fallback=fallback is not None,
+            fallback_reason=fallback.reason if fallback else None,
+            mode=mode,
+            cached=cached,
+            usage=usage,
             elapsed_s=round(time.perf_counter() - started, 4),
         )
         log.info(
             "turn",
-            mode=result.mode,
-            category=result.category,
-            confidence=result.confidence,
-            refused=result.refused,
+            mode=mode,
+            model=self.model_name,
+            category=category,
+            confidence=confidence,
+            refused=refused,
+            fallback=result.fallback_reason,
+            cached=cached,
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            cost_usd=usage.cost_usd,
             elapsed_s=result.elapsed_s,
         )
-        yield Done(result)
+        return Done(result)
 
 
 async def collect(stream: AsyncIterator[Event]) -> TurnResult:
@@ -86,6 +306,3 @@ async def collect(stream: AsyncIterator[Event]) -> TurnResult:
     if result is None:  # pragma: no cover - answer() always ends with Done
         raise RuntimeError("event stream ended without Done")
     return result
-
-
-__all__ = ["FaqBot", "Token", "collect"]

@@ -5,9 +5,32 @@ from __future__ import annotations
 from faqbot.bot import FaqBot
 from faqbot.config import Settings
 from faqbot.knowledge import load_knowledge_base
+from faqbot.llm.protocol import ChatModel
 
 
-def build_bot(settings: Settings) -> FaqBot:
+def build_model(settings: Settings) -> ChatModel | None:
+    """The configured OpenAI-compatible model, or None (offline mode) without an API key."""
+    if settings.openai_api_key is None:
+        return None
+    from faqbot.llm.openai_model import OpenAIChatModel, make_client
+
+    client = make_client(
+        settings.openai_api_key.get_secret_value(),
+        base_url=settings.openai_base_url,
+        timeout=settings.openai_timeout,
+        connect_timeout=settings.openai_connect_timeout,
+        max_retries=settings.openai_max_retries,
+    )
+    return OpenAIChatModel(
+        client,
+        model=settings.openai_model,
+        max_tokens=settings.openai_max_tokens,
+        temperature=settings.openai_temperature,
+        prices=settings.llm_price_table,
+    )
+
+
+def build_bot(settings: Settings, model: ChatModel | None = None) -> FaqBot:
     """Load the FAQ folder and wire the bot for the configured mode."""
     kb = load_knowledge_base(settings.faq_dir)
-    return FaqBot(kb, settings)
+    return FaqBot(kb, settings, model=model if model is not None else build_model(settings))

@@ -121,6 +121,7 @@ class Retriever:
                 df[t] = df.get(t, 0) + 1
         self._idf = {t: math.log(1 + n / c) for t, c in df.items()}
         self._unknown_idf = math.log(1 + n)
+        self._positions = {e.id: i for i, e in enumerate(self.entries)}
         self._categories = np.array([e.category for e in self.entries], dtype=object)
 
     @staticmethod
@@ -145,6 +146,11 @@ class Retriever:
         total = sum(self._idf.get(t, self._unknown_idf) for t in content)
         found = sum(self._idf[t] for t in content if t in terms)
         return found / total if total else 0.0
+
+    def entry_coverage(self, query: str, entry_id: str) -> float:
+        """Coverage of `query` by one entry (0 if the id is unknown)."""
+        index = self._positions.get(entry_id)
+        return 0.0 if index is None else self.coverage(self.tokenizer.tokens(query), index)
 
     def search(self, query: str, *, k: int = 5, category: str | None = None) -> SearchResult:
         """Rank entries (optionally of one category) for `query`; never raises on odd input."""

@@ -1,0 +1,65 @@
+"""A small circuit breaker for the LLM: after N consecutive failures skip it for a cool-down.
+
+States: closed (normal) -> open (skip the LLM until `reset_seconds` pass) -> half_open (let one
+request probe; success closes, failure re-opens). Written here rather than taken from a library
+because the state must be reported by /api/health and the clock injected by tests.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Literal
+
+State = Literal["closed", "open", "half_open"]
+
+
+class CircuitBreaker:
+    def __init__(
+        self,
+        failure_threshold: int,
+        reset_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.failure_threshold = failure_threshold
+        self.reset_seconds = reset_seconds
+        self._clock = clock
+        self._failures = 0
+        self._opened_at: float | None = None
+        self._probing = False
+
+    @property
+    def state(self) -> State:
+        if self._opened_at is None:
+            return "closed"
+        if self._clock() - self._opened_at >= self.reset_seconds:
+            return "half_open"
+        return "open"
+
+    @property
+    def failures(self) -> int:
+        return self._failures
+
+    def allow(self) -> bool:
+        """May a request go to the LLM now? In half_open only one probe at a time."""
+        state = self.state
+        if state == "closed":
+            return True
+        if state == "half_open" and not self._probing:
+            self._probing = True
+            return True
+        return False
+
+    def record_success(self) -> None:
+        self._failures = 0
+        self._opened_at = None
+        self._probing = False
+
+    def record_failure(self) -> None:
+        self._failures += 1
+        self._probing = False
+        if self._opened_at is not None or self._failures >= self.failure_threshold:
+            self._opened_at = self._clock()
+
+    def snapshot(self) -> dict[str, object]:
+        return {"state": self.state, "consecutive_failures": self._failures}

@@ -1,0 +1,54 @@
+"""ChatModel: what the router and answerer need from a language model, nothing more.
+
+Implementations raise only faqbot.errors.LLMError subclasses, so callers never see SDK types.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from faqbot.events import Usage
+
+Message = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A tool call as sent by the model; `arguments` is the raw JSON text (may be invalid)."""
+
+    name: str
+    arguments: str
+    id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCompletion:
+    """The router's reply: zero or more tool calls, any text, and the usage of the call."""
+
+    tool_calls: tuple[ToolCall, ...]
+    text: str = ""
+    usage: Usage = field(default_factory=Usage)
+
+
+class ChatModel(Protocol):
+    """A chat-completions model. `name` is logged and used for pricing."""
+
+    name: str
+
+    async def call_tools(
+        self, messages: Sequence[Message], tools: Sequence[dict[str, Any]]
+    ) -> ToolCompletion:
+        """One completion offering `tools`; returns the (reassembled) tool calls."""
+        ...
+
+    def stream_text(
+        self, messages: Sequence[Message], usage_sink: list[Usage]
+    ) -> AsyncIterator[str]:
+        """Stream the completion's text pieces; append the call's Usage to `usage_sink`."""
+        ...
+
+    async def ping(self, timeout_s: float) -> None:
+        """Cheap reachability check (lists models); raises LLMError when unreachable."""
+        ...
