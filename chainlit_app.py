@@ -1,0 +1,141 @@
+"""Chainlit face of faqbot: renders FaqBot's event stream; no business logic lives here.
+
+Run: `chainlit run chainlit_app.py` (offline by default; set OPENAI_API_KEY for the LLM path).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import chainlit as cl
+import structlog
+
+from faqbot.bot import FaqBot
+from faqbot.config import get_settings
+from faqbot.domain import ChatTurn
+from faqbot.errors import FaqBotError, InputError, RateLimitedError
+from faqbot.events import Done, Fallback, RouteDecided, Sources, Token, TurnResult
+from faqbot.factory import build_bot
+from faqbot.logs import configure_logging, get_logger
+from faqbot.ratelimit import RateLimiter
+from faqbot.render import footer_markdown, route_markdown, welcome_markdown
+
+settings = get_settings()
+configure_logging(settings.log_level, settings.log_format)
+log = get_logger("faqbot.chainlit")
+bot: FaqBot = build_bot(settings)
+limiter = RateLimiter(settings.rate_limit_requests, settings.rate_limit_window, settings.redis_url)
+HISTORY_LIMIT = 20  # turns kept per session (the router sees LLM_HISTORY_TURNS of them)
+PROFILE = "FAQ assistant"
+
+
+def _starters() -> list[cl.Starter]:
+    """Two starters per category, taken from the FAQ itself."""
+    out = []
+    for category in bot.kb.categories.values():
+        for entry in category.entries[:2]:
+            out.append(cl.Starter(label=entry.question, message=entry.question))
+    return out
+
+
+@cl.set_chat_profiles
+async def chat_profiles(user: cl.User | None = None, language: str | None = None) -> list[Any]:
+    """One profile: its description is the welcome screen (a message would hide the starters)."""
+    return [
+        cl.ChatProfile(
+            name=PROFILE,
+            markdown_description=welcome_markdown(bot),
+            icon="/public/logo.svg",
+            default=True,
+            starters=_starters(),
+        )
+    ]
+
+
+@cl.on_chat_start
+async def on_chat_start() -> None:
+    cl.user_session.set("history", [])
+    log.info("chat.start", conversation_id=cl.context.session.thread_id, mode=bot.mode)
+
+
+def _client_key() -> str:
+    session = cl.context.session
+    user = getattr(session, "user", None)
+    if user is not None:
+        return f"user:{user.identifier}"
+    environ: dict[str, Any] = getattr(session, "environ", {}) or {}
+    return f"ip:{environ.get('REMOTE_ADDR') or session.id}"
+
+
+async def _reply(text: str) -> None:
+    await cl.Message(content=text, author=settings.app_name).send()
+
+
+@cl.on_message
+async def on_message(message: cl.Message) -> None:
+    session = cl.context.session
+    structlog.contextvars.bind_contextvars(conversation_id=session.thread_id, session_id=session.id)
+    try:
+        await limiter.check(_client_key())
+    except RateLimitedError as exc:
+        await _reply(exc.user_message)
+        return
+    history: list[ChatTurn] = cl.user_session.get("history") or []
+    answer = cl.Message(content="", author=settings.app_name)
+    step: cl.Step | None = None
+    result: TurnResult | None = None
+    notice: str | None = None
+    try:
+        stream = bot.answer(
+            message.content, history, brief=getattr(session, "client_type", "") == "copilot"
+        )
+        async for event in stream:
+            if isinstance(event, RouteDecided):
+                if step is None:
+                    step = cl.Step(name="Router", type="tool", show_input=False)
+                    step.input = message.content
+                    step.output = route_markdown(event)
+                    await step.send()
+                else:
+                    step.output = route_markdown(event)
+                    await step.update()
+            elif isinstance(event, Fallback):
+                notice = event.message
+                if answer.content:  # discard a partial LLM answer; the offline one replaces it
+                    answer.content = ""
+                    await answer.update()
+            elif isinstance(event, Token):
+                await answer.stream_token(event.text)
+            elif isinstance(event, Sources):
+                pass
+            elif isinstance(event, Done):
+                result = event.result
+    except InputError as exc:
+        await _reply(exc.user_message)
+        return
+    except FaqBotError as exc:
+        log.warning("chat.error", code=exc.code)
+        await _finish_broken(answer, exc.user_message)
+        return
+    except Exception:
+        log.exception("chat.unexpected_error")
+        await _finish_broken(
+            answer, "Sorry, something went wrong while answering. Please try again."
+        )
+        return
+    if result is None:  # pragma: no cover - the stream always ends with Done
+        await _finish_broken(answer, "Sorry, no answer was produced. Please try again.")
+        return
+    answer.content = result.answer + "\n\n" + footer_markdown(result, notice)
+    await answer.send()
+    history.extend([ChatTurn("user", result.question), ChatTurn("assistant", result.answer)])
+    cl.user_session.set("history", history[-HISTORY_LIMIT:])
+
+
+async def _finish_broken(answer: cl.Message, explanation: str) -> None:
+    """Never leave a half-finished message without saying why."""
+    if answer.content:
+        answer.content += f"\n\n_{explanation}_"
+        await answer.send()
+    else:
+        await _reply(explanation)
