@@ -87,3 +87,69 @@ def fake_openai(fake_openai_server: Any) -> Any:
     """The loopback fake OpenAI server, with its script and records cleared for this test."""
     fake_openai_server.reset()
     return fake_openai_server
+
+
+SMALL_FAQ = {
+    "sales.txt": """SALES FAQ
+
+Q: What are your pricing plans?
+A: We offer three pricing tiers: Starter ($29/month), Professional ($79/month), and Enterprise ($199/month).
+
+Q: Do you offer discounts for annual subscriptions?
+A: Yes, we offer a 20% discount for annual subscriptions on all plans.
+
+Q: What is your refund policy?
+A: We offer a 30-day money-back guarantee for all new subscriptions.
+
+Q: Which payment methods do you accept?
+A: We accept Visa, Mastercard, American Express and bank transfer for annual invoices.
+""",
+    "labs.txt": """LABS FAQ
+
+Q: Which instruments can I connect?
+A: Any instrument that exports CSV or mzML can be connected through the LabLens Agent.
+
+Q: How long do you keep raw instrument data?
+A: Raw instrument data is retained for seven years on every plan.
+
+Q: How do I set up QC rules?
+A: Open Settings > Quality Control and add Westgard rules per assay.
+""",
+    "reports.yaml": """category: reports
+version: "2.0"
+last_updated: "2026-10-01"
+metadata:
+  description: "Report building and exports"
+entries:
+  - question: "Can I export reports to PDF?"
+    alternate_questions: ["How do I download a report as a PDF file?"]
+    answer: "Yes. Every report has an Export button with PDF, CSV and Excel options."
+    keywords: ["export", "pdf", "download"]
+  - question: "Can I schedule reports?"
+    answer: "Yes, reports can be emailed daily, weekly or monthly from the Schedule tab."
+    keywords: ["schedule", "email", "recurring"]
+""",
+}
+
+
+@pytest.fixture
+def small_faq_dir(tmp_path: Path) -> Path:
+    """A small, valid FAQ folder in both formats (3 categories)."""
+    folder = tmp_path / "small_faqs"
+    folder.mkdir()
+    for name, text in SMALL_FAQ.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    return folder
+
+
+@pytest.fixture
+def make_settings(small_faq_dir: Path) -> Any:
+    """Settings factory: offline over the small FAQ unless overridden."""
+    from faqbot.config import load_settings
+
+    def make(**overrides: Any) -> Any:
+        overrides.setdefault("faq_dir", small_faq_dir)
+        overrides.setdefault("openai_api_key", None)
+        return load_settings(**overrides)
+
+    return make
