@@ -93,7 +93,8 @@ SMALL_FAQ = {
     "sales.txt": """SALES FAQ
 
 Q: What are your pricing plans?
-A: We offer three pricing tiers: Starter ($29/month), Professional ($79/month), and Enterprise ($199/month).
+A: We offer three pricing tiers: Starter ($29/month), Professional ($79/month),
+and Enterprise ($199/month).
 
 Q: Do you offer discounts for annual subscriptions?
 A: Yes, we offer a 20% discount for annual subscriptions on all plans.
