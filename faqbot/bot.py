@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Sequence
+from dataclasses import dataclass
 from typing import TypeVar
 
 from faqbot.answerer import GroundedAnswerer
@@ -63,43 +64,71 @@ class _Deadline:
             raise LLMTimeoutError("LLM time budget exhausted") from None
 
 
+@dataclass(frozen=True, slots=True)
+class _Parts:
+    """Everything derived from one knowledge base; replaced as a whole on reload."""
+
+    kb: KnowledgeBase
+    retriever: Retriever
+    offline: OfflineEngine
+    router: LLMRouter | None
+    answerer: GroundedAnswerer | None
+
+
 class FaqBot:
     """Answers questions from a KnowledgeBase; offline by retrieval when `model` is None."""
 
     def __init__(
         self, kb: KnowledgeBase, settings: Settings, *, model: ChatModel | None = None
     ) -> None:
-        self.kb = kb
         self.settings = settings
         self.model = model
-        self.retriever = Retriever(kb.entries)
-        self.offline = OfflineEngine(
-            self.retriever,
-            threshold=settings.confidence_threshold,
-            top_k=settings.retrieval_top_k,
-        )
         self.breaker = CircuitBreaker(
             settings.circuit_failure_threshold, settings.circuit_reset_seconds
         )
         self.cache = AnswerCache(settings.answer_cache_size, settings.answer_cache_ttl)
-        self.router: LLMRouter | None = None
-        self.answerer: GroundedAnswerer | None = None
-        if model is not None:
-            self.router = LLMRouter(
-                model,
+        self._parts = self._build(kb)
+
+    def _build(self, kb: KnowledgeBase) -> _Parts:
+        settings = self.settings
+        retriever = Retriever(kb.entries)
+        offline = OfflineEngine(
+            retriever, threshold=settings.confidence_threshold, top_k=settings.retrieval_top_k
+        )
+        router = answerer = None
+        if self.model is not None:
+            router = LLMRouter(
+                self.model,
                 kb,
-                self.retriever,
+                retriever,
                 app_name=settings.app_name,
                 history_turns=settings.llm_history_turns,
             )
-            self.answerer = GroundedAnswerer(
-                model,
+            answerer = GroundedAnswerer(
+                self.model,
                 kb,
-                self.retriever,
+                retriever,
                 app_name=settings.app_name,
                 refusal=settings.refusal_text,
                 top_k=settings.retrieval_top_k,
             )
+        return _Parts(kb, retriever, offline, router, answerer)
+
+    def reload(self, kb: KnowledgeBase) -> None:
+        """Swap in a new knowledge base atomically; answers in flight finish on the old one."""
+        self._parts = self._build(kb)
+
+    @property
+    def kb(self) -> KnowledgeBase:
+        return self._parts.kb
+
+    @property
+    def retriever(self) -> Retriever:
+        return self._parts.retriever
+
+    @property
+    def offline(self) -> OfflineEngine:
+        return self._parts.offline
 
     @property
     def mode(self) -> Mode:
@@ -119,10 +148,11 @@ class FaqBot:
         started = time.perf_counter()
         question = clean_question(question, self.settings.max_question_chars)
         fallback: Fallback | None = None
-        if self.router is not None and self.answerer is not None:
+        parts = self._parts
+        if parts.router is not None and parts.answerer is not None:
             if self.breaker.allow():
                 try:
-                    async for event in self._llm_turn(question, history, brief, started):
+                    async for event in self._llm_turn(parts, question, history, brief, started):
                         yield event
                     self.breaker.record_success()
                     return
@@ -131,7 +161,7 @@ class FaqBot:
             else:
                 fallback = Fallback("circuit_open", FALLBACK_MESSAGE)
                 log.warning("llm.skipped", reason="circuit_open", **self.breaker.snapshot())
-        async for event in self._offline_turn(question, history, started, fallback):
+        async for event in self._offline_turn(parts, question, history, started, fallback):
             yield event
 
     def _on_llm_failure(self, exc: Exception) -> Fallback:
@@ -156,31 +186,39 @@ class FaqBot:
         return Fallback(error.code, message)
 
     async def _llm_turn(
-        self, question: str, history: Sequence[ChatTurn], brief: bool, started: float
+        self,
+        parts: _Parts,
+        question: str,
+        history: Sequence[ChatTurn],
+        brief: bool,
+        started: float,
     ) -> AsyncIterator[Event]:
-        assert self.router is not None
-        assert self.answerer is not None
+        router, answerer = parts.router, parts.answerer
+        assert router is not None
+        assert answerer is not None
         deadline = _Deadline(self.settings.llm_budget_seconds)
-        route = await deadline.run(self.router.route(question, history))
+        route = await deadline.run(router.route(question, history))
         usage = route.usage
         if route.category is None:
             yield RouteDecided(None, 0.0, route.standalone_question, "llm")
-            async for event in self._refusal():
+            async for event in self._refusal(parts):
                 yield event
             yield self._done(
                 question, self.settings.refusal_text, None, 0.0, route.standalone_question,
                 (), refused=True, mode="llm", usage=usage, started=started,
             )  # fmt: skip
             return
-        grounding = self.answerer.ground(route.category, route.standalone_question)
-        found = self.retriever.search(route.standalone_question, k=1, category=route.category)
+        grounding = answerer.ground(route.category, route.standalone_question)
+        found = parts.retriever.search(route.standalone_question, k=1, category=route.category)
         yield RouteDecided(route.category, found.confidence, route.standalone_question, "llm")
         key = AnswerCache.key(
-            self.kb.version, route.category, route.standalone_question + ("|brief" if brief else "")
+            parts.kb.version,
+            route.category,
+            route.standalone_question + ("|brief" if brief else ""),
         )
         cached = self.cache.get(key)
         if cached is not None:
-            async for event in self.offline.stream(cached.answer):
+            async for event in parts.offline.stream(cached.answer):
                 yield event
             text, sources, confidence, refused = (
                 cached.answer, cached.sources, cached.confidence, cached.refused,
@@ -188,7 +226,7 @@ class FaqBot:
         else:
             sink: list[Usage] = []
             pieces: list[str] = []
-            stream = self.answerer.stream(grounding, sink, brief=brief)
+            stream = answerer.stream(grounding, sink, brief=brief)
             try:
                 while True:
                     try:
@@ -202,8 +240,8 @@ class FaqBot:
             for part in sink:
                 usage = usage + part
             text = "".join(pieces).strip()
-            refused = self.answerer.is_refusal(text)
-            sources, confidence = ((), 0.0) if refused else self.answerer.attribute(grounding, text)
+            refused = answerer.is_refusal(text)
+            sources, confidence = ((), 0.0) if refused else answerer.attribute(grounding, text)
             self.cache.put(key, CachedAnswer(text, sources, confidence, refused))
         yield Sources(sources)
         if refused:
@@ -213,14 +251,15 @@ class FaqBot:
             refused=refused, mode="llm", usage=usage, started=started, cached=cached is not None,
         )  # fmt: skip
 
-    async def _refusal(self) -> AsyncIterator[Event]:
-        async for event in self.offline.stream(self.settings.refusal_text):
+    async def _refusal(self, parts: _Parts) -> AsyncIterator[Event]:
+        async for event in parts.offline.stream(self.settings.refusal_text):
             yield event
         yield Sources(())
         yield Refused("not_covered")
 
     async def _offline_turn(
         self,
+        parts: _Parts,
         question: str,
         history: Sequence[ChatTurn],
         started: float,
@@ -228,18 +267,18 @@ class FaqBot:
     ) -> AsyncIterator[Event]:
         if fallback is not None:
             yield fallback
-        decision = self.offline.decide(question, history)
+        decision = parts.offline.decide(question, history)
         confidence = decision.result.confidence
         yield RouteDecided(decision.category, confidence, decision.query, "retrieval")
         entry = decision.entry
         sources: tuple[Source, ...] = ()
         if entry is None:
             text = self.settings.refusal_text
-            async for event in self._refusal():
+            async for event in self._refusal(parts):
                 yield event
         else:
             text = entry.answer
-            async for event in self.offline.stream(text):
+            async for event in parts.offline.stream(text):
                 yield event
             sources = (source_of(entry, confidence),)
             yield Sources(sources)
