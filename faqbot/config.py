@@ -77,7 +77,7 @@ class Settings(BaseSettings):
     # Knowledge and retrieval
     faq_dir: Path = Path("faqs")
     retrieval_top_k: int = Field(default=5, ge=1, le=50)
-    confidence_threshold: float = Field(default=0.35, ge=0.0, le=1.0)
+    confidence_threshold: float = Field(default=0.25, ge=0.0, le=1.0)
     refusal_text: str = REFUSAL_TEXT
 
     @field_validator("log_level", mode="before")

@@ -1,9 +1,14 @@
 """Lexical retrieval over FAQ entries with bm25s, plus a calibrated answerability confidence.
 
-Ranking (measured on CovidFAQ, see bench/RESULTS.md): BM25 over the question field (question,
-alternate questions, keywords) plus 0.3 x BM25 over all text (question field + answer), each
-z-score normalised over the whole knowledge base, summed. Stemmed (PyStemmer), no stopword removal
-for ranking: stopword lists cost accuracy on short FAQ questions.
+Ranking (tuned by measurement on CovidFAQ and our labelled set, see bench/RESULTS.md), each BM25
+score z-normalised over the whole knowledge base, then summed:
+  1.0 x BM25(question field: question, alternate questions, keywords), stopwords kept
+  0.3 x BM25(all text: question field + answer), stopwords kept
+  0.2 x BM25(all text, content words only): lets a rare word found only in an answer ("mzML") win
+        over function-word matches in questions ("does it ...")
+  + 1.0 x coverage (below) for the 30 best candidates.
+Stemmed (PyStemmer). Long stopword lists hurt the question field; the short list is used only for
+the content-word index and the coverage gate.
 
 Confidence (is the top entry really an answer to this question?) combines two gates, because a
 relative margin alone accepts out-of-domain questions:
@@ -31,6 +36,9 @@ from faqbot.domain import FaqEntry
 logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs every index build at DEBUG
 
 ANSWER_FIELD_WEIGHT = 0.3
+CONTENT_FIELD_WEIGHT = 0.2
+COVERAGE_WEIGHT = 1.0
+RERANK_DEPTH = 30
 MARGIN_FLOOR = 0.7
 MARGIN_SCALE = 1.0
 
@@ -113,6 +121,7 @@ class Retriever:
         ]
         self._q_index = self._index(q_docs)
         self._all_index = self._index(all_docs)
+        self._content_index = self._index([self.tokenizer.content(d) for d in all_docs])
         self._doc_terms = [frozenset(d) for d in all_docs]
         n = max(1, len(self.entries))
         df: dict[str, int] = {}
@@ -159,20 +168,32 @@ class Retriever:
             return SearchResult((), 0.0, 0.0, 0.0)
         fused = _zscore(self._scores(self._q_index, tokens))
         fused = fused + ANSWER_FIELD_WEIGHT * _zscore(self._scores(self._all_index, tokens))
+        content = self.tokenizer.content(tokens)
+        if content:
+            fused = fused + CONTENT_FIELD_WEIGHT * _zscore(
+                self._scores(self._content_index, content)
+            )
         candidates = np.arange(len(self.entries))
         if category is not None:
             candidates = candidates[self._categories == category]
             if candidates.size == 0:
                 return SearchResult((), 0.0, 0.0, 0.0)
-        sub = fused[candidates]
+        sub = fused[candidates].copy()
+        depth = min(RERANK_DEPTH, sub.size)
+        shortlist = (
+            np.argpartition(-sub, depth - 1)[:depth] if depth < sub.size else np.arange(sub.size)
+        )
+        for j in shortlist:
+            sub[j] += COVERAGE_WEIGHT * self.coverage(tokens, int(candidates[j]))
         take = min(k, sub.size)
         part = np.argpartition(-sub, take - 1)[:take] if take < sub.size else np.arange(sub.size)
         order = part[np.argsort(-sub[part], kind="stable")]
         idx = candidates[order]
-        hits = tuple(Hit(self.entries[i], float(fused[i])) for i in idx)
+        hits = tuple(Hit(self.entries[i], float(sub[j])) for i, j in zip(idx, order, strict=True))
         best = int(idx[0])
-        runner = float(np.partition(sub, -2)[-2]) if sub.size > 1 else float(sub.mean()) - 1.0
-        margin = max(0.0, float(fused[best]) - runner)
-        coverage = self.coverage(tokens, best) if float(fused[best]) > 0 else 0.0
+        top_score = float(sub[order[0]])
+        runner = float(np.partition(sub, -2)[-2]) if sub.size > 1 else top_score - 1.0
+        margin = max(0.0, top_score - runner)
+        coverage = self.coverage(tokens, best)
         shape = MARGIN_FLOOR + (1 - MARGIN_FLOOR) * min(1.0, margin / MARGIN_SCALE)
         return SearchResult(hits, round(coverage * shape, 4), coverage, margin)
