@@ -114,8 +114,15 @@ _WORD = re.compile(r"[a-z0-9]{3,}")
 _ANSWER = re.compile(r"^A: (.*?)(?:\n\s*\n|\Z)", re.S | re.M)
 
 
+_STOP = set(
+    "the and for you your are can what how does with that this from have our any not which who "
+    "when where why will there about into was were has its their them they use used questions "
+    "answers such".split()
+)
+
+
 def _words(text: str) -> set[str]:
-    return set(_WORD.findall(text.lower()))
+    return set(_WORD.findall(text.lower())) - _STOP
 
 
 def auto_responder(body: dict[str, Any]) -> Reply:
