@@ -25,7 +25,9 @@ async def test_valid_edit_is_swapped_in(small_faq_dir: Path, make_settings: Any)
     assert "gift cards are sold" in result.answer
 
 
-async def test_bad_edit_keeps_the_last_good_version(small_faq_dir: Path, make_settings: Any) -> None:
+async def test_bad_edit_keeps_the_last_good_version(
+    small_faq_dir: Path, make_settings: Any
+) -> None:
     bot = build_bot(make_settings())
     before = bot.kb.version
     with (small_faq_dir / "sales.txt").open("a", encoding="utf-8") as f:
