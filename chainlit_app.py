@@ -5,6 +5,7 @@ Run: `chainlit run chainlit_app.py` (offline by default; set OPENAI_API_KEY for 
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import chainlit as cl
@@ -18,6 +19,7 @@ from faqbot.events import Done, Fallback, RouteDecided, Sources, Token, TurnResu
 from faqbot.factory import build_bot
 from faqbot.logs import configure_logging, get_logger
 from faqbot.ratelimit import RateLimiter
+from faqbot.reload import ReloadStatus, watch_knowledge
 from faqbot.render import footer_markdown, route_markdown, welcome_markdown
 
 settings = get_settings()
@@ -25,6 +27,8 @@ configure_logging(settings.log_level, settings.log_format)
 log = get_logger("faqbot.chainlit")
 bot: FaqBot = build_bot(settings)
 limiter = RateLimiter(settings.rate_limit_requests, settings.rate_limit_window, settings.redis_url)
+reload_status = ReloadStatus()
+_background: set[asyncio.Task[None]] = set()
 HISTORY_LIMIT = 20  # turns kept per session (the router sees LLM_HISTORY_TURNS of them)
 PROFILE = "FAQ assistant"
 
@@ -50,6 +54,15 @@ async def chat_profiles(user: cl.User | None = None, language: str | None = None
             starters=_starters(),
         )
     ]
+
+
+@cl.on_app_startup
+async def start_faq_watcher() -> None:
+    """Reload the FAQ on file changes; a bad edit keeps the last good version serving."""
+    task = asyncio.get_running_loop().create_task(
+        watch_knowledge(bot, settings.faq_dir, reload_status), name="faq-watcher"
+    )
+    _background.add(task)  # keep a reference: the loop holds tasks only weakly
 
 
 @cl.on_chat_start
