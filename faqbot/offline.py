@@ -15,6 +15,12 @@ from faqbot.domain import ChatTurn, FaqEntry
 from faqbot.events import Event, Source, Sources, Token
 from faqbot.retrieval import Retriever, SearchResult
 
+FOLLOW_UP_MAX_WORDS = 8
+_FOLLOW_UP = re.compile(
+    r"^\s*(and|but|also|so|then|what about|how about)\b"
+    r"|\b(that|it|this|those|these|them|they|ones?)\b",
+    re.IGNORECASE,
+)
 _PIECE = re.compile(r"\S+\s*|\s+")
 
 
@@ -61,14 +67,27 @@ class OfflineEngine:
     def decide(
         self, question: str, history: Sequence[ChatTurn] = (), category: str | None = None
     ) -> OfflineDecision:
-        """Retrieve for the question; for a follow-up, also try it joined to the last user turn."""
-        best = self._decide(question, category)
+        """Retrieve for the question; a follow-up is read together with the last user turn.
+
+        A follow-up is short, refers back ("and ...", "what about ...", "that", "it") and uses no
+        word the FAQ has never seen: "and for annual plans?" qualifies, while "what's the weather
+        in Paris?" after a pricing question does not.
+        """
+        alone = self._decide(question, category)
         previous = next((t.content for t in reversed(history) if t.role == "user"), None)
-        if previous and not best.answerable:
+        if previous and self._is_follow_up(question):
             joined = self._decide(f"{previous} {question}", category)
-            if joined.result.confidence > best.result.confidence:
-                best = joined
-        return best
+            if joined.answerable or joined.result.confidence > alone.result.confidence:
+                return joined
+        return alone
+
+    def _is_follow_up(self, question: str) -> bool:
+        words = self.retriever.tokenizer.tokens(question)
+        return (
+            len(words) <= FOLLOW_UP_MAX_WORDS
+            and _FOLLOW_UP.search(question) is not None
+            and not self.retriever.unknown_words(question)
+        )
 
     def _decide(self, query: str, category: str | None) -> OfflineDecision:
         result = self.retriever.search(query, k=self.top_k, category=category)

@@ -51,7 +51,7 @@ STOPWORDS = frozenset(
     most my no nor not now of off on once only or other our ours out over own please same she should
     so some such than that the their theirs them then there these they this those through to too
     under until up very want was we were what when where which while who whom why will with would
-    you your yours yourself tell know need much many way also s t m d ll re ve""".split()
+    you your yours yourself tell know need much many way also one ones s t m d ll re ve""".split()
 )
 
 
@@ -155,6 +155,12 @@ class Retriever:
         total = sum(self._idf.get(t, self._unknown_idf) for t in content)
         found = sum(self._idf[t] for t in content if t in terms)
         return found / total if total else 0.0
+
+    def unknown_words(self, query: str) -> list[str]:
+        """Content words of `query` that no FAQ entry uses (off-topic signal)."""
+        return [
+            t for t in self.tokenizer.content(self.tokenizer.tokens(query)) if t not in self._idf
+        ]
 
     def entry_coverage(self, query: str, entry_id: str) -> float:
         """Coverage of `query` by one entry (0 if the id is unknown)."""

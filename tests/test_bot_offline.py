@@ -59,15 +59,21 @@ async def test_out_of_scope_question_gets_the_refusal(bot: FaqBot) -> None:
 
 async def test_follow_up_uses_the_previous_user_turn(bot: FaqBot) -> None:
     history = [
-        ChatTurn("user", "Can I schedule reports?"),
-        ChatTurn("assistant", "Yes, reports can be emailed daily, weekly or monthly."),
+        ChatTurn("user", "Which payment methods do you accept?"),
+        ChatTurn("assistant", "We accept Visa, Mastercard, American Express and bank transfer."),
     ]
-    alone = await collect(bot.answer("and how does that work?"))
-    followed = await collect(bot.answer("and how does that work?", history))
-    assert alone.refused
-    assert not followed.refused
-    assert followed.category == "reports"
-    assert followed.standalone_question.startswith("Can I schedule reports?")
+    alone = await collect(bot.answer("and for annual ones?"))
+    followed = await collect(bot.answer("and for annual ones?", history))
+    assert alone.sources[0].id == "sales-do-you-offer-discounts-for-annual-subscriptions"
+    assert followed.sources[0].id == "sales-which-payment-methods-do-you-accept"
+    assert followed.standalone_question.startswith("Which payment methods do you accept?")
+
+
+async def test_a_new_full_question_ignores_the_history(bot: FaqBot) -> None:
+    history = [ChatTurn("user", "Which payment methods do you accept?")]
+    result = await collect(bot.answer("Can I export reports to PDF?", history))
+    assert result.category == "reports"
+    assert result.standalone_question == "Can I export reports to PDF?"
 
 
 @pytest.mark.parametrize("bad", ["", "   \n\t ", "\x00\x01"])
@@ -113,3 +119,14 @@ async def test_done_is_always_last(bot: FaqBot) -> None:
         events = await events_of(bot, q)
         assert isinstance(events[-1], Done)
         assert sum(isinstance(e, Done) for e in events) == 1
+
+
+async def test_off_topic_question_after_a_topic_is_not_glued_to_it(bot: FaqBot) -> None:
+    history = [
+        ChatTurn("user", "Do you offer discounts for annual subscriptions?"),
+        ChatTurn(
+            "assistant", "Yes, we offer a 20% discount for annual subscriptions on all plans."
+        ),
+    ]
+    result = await collect(bot.answer("What's the weather in Paris?", history))
+    assert result.refused
