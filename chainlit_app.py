@@ -99,13 +99,19 @@ async def on_message(message: cl.Message) -> None:
     result: TurnResult | None = None
     notice: str | None = None
     try:
-        stream = bot.answer(
-            message.content, history, brief=getattr(session, "client_type", "") == "copilot"
-        )
+        brief = getattr(session, "client_type", "") == "copilot"
+        stream = bot.answer(message.content, history, brief=brief)
         async for event in stream:
             if isinstance(event, RouteDecided):
                 if step is None:
-                    step = cl.Step(name="Router", type="tool", show_input=False)
+                    parent = cl.context.current_step
+                    step = cl.Step(
+                        name="Router",
+                        type="tool",
+                        show_input=False,
+                        parent_id=parent.id if parent else None,
+                        default_open=not brief,  # the widget stays compact
+                    )
                     step.input = message.content
                     step.output = route_markdown(event)
                     await step.send()

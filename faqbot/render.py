@@ -20,8 +20,8 @@ class _BotLike(Protocol):
 
 def mode_label(bot: _BotLike) -> str:
     if bot.mode == "llm":
-        return f"AI answers ({bot.model_name}), grounded only in our FAQ"
-    return "offline mode: answers quoted from the FAQ"
+        return f"**AI** ({bot.model_name}): answers are written from our FAQ only"
+    return "**offline**: answers are quoted directly from the FAQ"
 
 
 def welcome_markdown(bot: _BotLike) -> str:
@@ -38,7 +38,8 @@ def route_markdown(event: RouteDecided) -> str:
         head = "Category: **none** - the FAQ does not seem to cover this"
     else:
         head = f"Category: **{event.category}** · confidence {event.confidence:.0%}"
-    return f"{head}\n\nStandalone question: {event.standalone_question}\n\nRouted by: {event.via}"
+    label = "Searched the FAQ for" if event.via == "retrieval" else "Standalone question"
+    return f"{head}\n\n{label}: {event.standalone_question}\n\nRouted by: {event.via}"
 
 
 def footer_markdown(result: TurnResult, notice: str | None = None) -> str:
