@@ -35,6 +35,7 @@ from faqbot.events import (
 )
 from faqbot.llm.protocol import ChatModel
 from faqbot.logs import get_logger
+from faqbot.metrics import observe_turn
 from faqbot.offline import OfflineEngine, source_of
 from faqbot.retrieval import Retriever
 from faqbot.router import LLMRouter
@@ -333,6 +334,7 @@ class FaqBot:
             cost_usd=usage.cost_usd,
             elapsed_s=result.elapsed_s,
         )
+        observe_turn(result)
         return Done(result)
 
 

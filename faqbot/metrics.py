@@ -1,0 +1,46 @@
+"""Prometheus metrics (prometheus-client), recorded once per answered turn."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+from faqbot.events import TurnResult
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+TURNS = Counter(
+    "faqbot_turns_total",
+    "Answered questions by mode, category and outcome",
+    ["mode", "category", "outcome"],
+    registry=REGISTRY,
+)
+LATENCY = Histogram(
+    "faqbot_turn_seconds",
+    "Time to answer a question (whole turn)",
+    ["mode"],
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30),
+    registry=REGISTRY,
+)
+TOKENS = Counter("faqbot_llm_tokens_total", "LLM tokens used", ["kind"], registry=REGISTRY)
+COST = Counter("faqbot_llm_cost_usd_total", "Estimated LLM cost in USD", registry=REGISTRY)
+
+
+def observe_turn(result: TurnResult) -> None:
+    if result.fallback:
+        outcome = "fallback"
+    elif result.refused:
+        outcome = "refused"
+    elif result.cached:
+        outcome = "cached"
+    else:
+        outcome = "answered"
+    TURNS.labels(result.mode, result.category or "none", outcome).inc()
+    LATENCY.labels(result.mode).observe(result.elapsed_s)
+    if result.usage.total_tokens:
+        TOKENS.labels("prompt").inc(result.usage.prompt_tokens)
+        TOKENS.labels("completion").inc(result.usage.completion_tokens)
+        COST.inc(result.usage.cost_usd)
+
+
+def exposition() -> bytes:
+    """The Prometheus text format of every faqbot metric."""
+    return generate_latest(REGISTRY)
