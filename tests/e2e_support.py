@@ -53,12 +53,15 @@ def chainlit_server(env: dict[str, str] | None = None, timeout: float = 60.0) ->
             while True:
                 if proc.poll() is not None:
                     raise RuntimeError(f"chainlit exited with {proc.returncode}:\n{output()}")
-                try:
-                    with urllib.request.urlopen(f"{url}/health", timeout=1) as resp:
-                        if resp.status == 200:
-                            break
-                except OSError:
-                    pass
+                # Our own process must say it serves this port (another process could have
+                # taken the port between free_port() and chainlit's bind).
+                if f"Your app is available at http://localhost:{port}" in output():
+                    try:
+                        with urllib.request.urlopen(f"{url}/health", timeout=1) as resp:
+                            if resp.status == 200 and proc.poll() is None:
+                                break
+                    except OSError:
+                        pass
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"chainlit did not start in {timeout} s:\n{output()}")
                 time.sleep(0.2)
