@@ -158,3 +158,25 @@ async def _finish_broken(answer: cl.Message, explanation: str) -> None:
         await answer.send()
     else:
         await _reply(explanation)
+
+
+# --- HTTP API, security headers, CORS (see faqbot/http.py) ---
+def _mount_http_api() -> None:
+    """Serve /api before Chainlit's catch-all SPA route and secure every response."""
+    from chainlit.config import config as cl_config
+    from chainlit.server import app
+
+    from faqbot.conversations import ConversationStore
+    from faqbot.http import create_api
+    from faqbot.security import SecurityHeadersMiddleware
+
+    # Who may embed the copilot / call Chainlit cross-origin: CORS_ORIGINS, not a file edit.
+    # Chainlit's CORSMiddleware holds this very list object and is built at start-up.
+    cl_config.project.allow_origins[:] = list(settings.cors_origins)
+    api = create_api(lambda: bot, limiter, settings, ConversationStore())
+    app.mount("/api", api, name="faqbot-api")
+    app.router.routes.insert(0, app.router.routes.pop())  # ahead of GET /{full_path:path}
+    app.add_middleware(SecurityHeadersMiddleware)
+
+
+_mount_http_api()

@@ -12,6 +12,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any, Literal
 
+import structlog
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
@@ -260,9 +261,10 @@ def create_api(
         conversation_id = body.conversation_id or conversations.new_id()
         history = conversations.history(conversation_id)
         result: TurnResult | None = None
-        async for event in bot.answer(question, history):
-            if isinstance(event, Done):
-                result = event.result
+        with structlog.contextvars.bound_contextvars(conversation_id=conversation_id, face="api"):
+            async for event in bot.answer(question, history):
+                if isinstance(event, Done):
+                    result = event.result
         assert result is not None
         conversations.record(conversation_id, result.question, result.answer)
         return _response(result, conversation_id, prefix)
@@ -287,6 +289,7 @@ def create_api(
         history = conversations.history(conversation_id)
 
         async def events() -> AsyncIterator[str]:
+            structlog.contextvars.bind_contextvars(conversation_id=conversation_id, face="sse")
             try:
                 async for event in bot.answer(question, history):
                     if isinstance(event, RouteDecided):
