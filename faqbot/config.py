@@ -21,6 +21,11 @@ REFUSAL_TEXT = (
 )
 
 
+# Values that mean "no key": blank, the seed's .env.example text, and the fake key that
+# `chainlit run` itself exports when the CI environment variable is set (chainlit/cli).
+PLACEHOLDER_KEYS = frozenset({"", "your_openai_api_key_here", "sk-FAKE-OPENAI-API-KEY"})
+
+
 class Settings(BaseSettings):
     """All runtime configuration; see `.env.example` for the documented list."""
 
@@ -99,7 +104,7 @@ class Settings(BaseSettings):
     @field_validator("openai_api_key", mode="before")
     @classmethod
     def _blank_key_is_none(cls, value: Any) -> Any:
-        if isinstance(value, str) and value.strip() in {"", "your_openai_api_key_here"}:
+        if isinstance(value, str) and value.strip() in PLACEHOLDER_KEYS:
             return None
         return value
 

@@ -33,7 +33,8 @@ def free_port() -> int:
 def chainlit_server(env: dict[str, str] | None = None, timeout: float = 60.0) -> Iterator[str]:
     """Run `chainlit run chainlit_app.py --headless` on a free loopback port; yield its URL."""
     port = free_port()
-    child_env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
+    # `chainlit run` with CI set exports a fake OPENAI_API_KEY: keep CI out of the child.
+    child_env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_") and k != "CI"}
     child_env.update({"LOG_LEVEL": "INFO", "PYTHONUNBUFFERED": "1"})
     child_env.update(env or {})
     with tempfile.TemporaryFile() as log:

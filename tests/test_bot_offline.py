@@ -130,3 +130,9 @@ async def test_off_topic_question_after_a_topic_is_not_glued_to_it(bot: FaqBot) 
     ]
     result = await collect(bot.answer("What's the weather in Paris?", history))
     assert result.refused
+
+
+def test_chainlits_ci_placeholder_key_means_offline(make_settings: Any) -> None:
+    settings = make_settings(openai_api_key="sk-FAKE-OPENAI-API-KEY")
+    assert settings.openai_api_key is None
+    assert build_bot(settings).mode == "offline"
