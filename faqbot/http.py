@@ -99,6 +99,7 @@ class FaqEntryOut(BaseModel):
 
 
 ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorResponse, "description": "Malformed request body"},
     422: {"model": ErrorResponse, "description": "Invalid request"},
     429: {"model": ErrorResponse, "description": "Rate limited; see Retry-After"},
     500: {"model": ErrorResponse, "description": "Internal error (no details leaked)"},
@@ -209,7 +210,9 @@ def create_api(
 
     @api.exception_handler(StarletteHTTPException)
     async def on_http(request: Request, exc: StarletteHTTPException) -> Any:
-        return _error(exc.status_code, str(exc.detail), f"HTTP_{exc.status_code}")
+        response = _error(exc.status_code, str(exc.detail), f"HTTP_{exc.status_code}")
+        response.headers.update(exc.headers or {})  # e.g. Allow on 405
+        return response
 
     @api.exception_handler(Exception)
     async def on_error(request: Request, exc: Exception) -> Any:
@@ -219,7 +222,10 @@ def create_api(
         )
 
     @api.get(
-        "/health", response_model=HealthResponse, tags=["health"], responses={503: ERRORS[503]}
+        "/health",
+        response_model=HealthResponse,
+        tags=["health"],
+        responses={422: ERRORS[422], 503: ERRORS[503]},
     )
     async def health(
         deep: Annotated[bool, Query(description="Also check the LLM endpoint")] = False,
@@ -333,7 +339,11 @@ def create_api(
         "/faq/{entry_id}",
         response_model=FaqEntryOut,
         tags=["faq"],
-        responses={404: {"model": ErrorResponse, "description": "Unknown entry"}, 503: ERRORS[503]},
+        responses={
+            404: {"model": ErrorResponse, "description": "Unknown entry"},
+            422: ERRORS[422],
+            503: ERRORS[503],
+        },
     )
     async def faq_entry(entry_id: str) -> FaqEntryOut:
         """One FAQ entry (answers link their sources here)."""
