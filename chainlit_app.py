@@ -80,6 +80,13 @@ def _client_key() -> str:
     return f"ip:{environ.get('REMOTE_ADDR') or session.id}"
 
 
+def _server_origin() -> str:
+    """This server's own origin as the browser reached it (for links inside the widget)."""
+    environ: dict[str, Any] = getattr(cl.context.session, "environ", {}) or {}
+    proto = "https" if environ.get("HTTP_X_FORWARDED_PROTO") == "https" else "http"
+    return f"{proto}://{environ.get('HTTP_HOST', '127.0.0.1')}"
+
+
 async def _reply(text: str) -> None:
     await cl.Message(content=text, author=settings.app_name).send()
 
@@ -98,8 +105,8 @@ async def on_message(message: cl.Message) -> None:
     step: cl.Step | None = None
     result: TurnResult | None = None
     notice: str | None = None
+    brief = getattr(session, "client_type", "") == "copilot"
     try:
-        brief = getattr(session, "client_type", "") == "copilot"
         stream = bot.answer(message.content, history, brief=brief)
         async for event in stream:
             if isinstance(event, RouteDecided):
@@ -145,7 +152,12 @@ async def on_message(message: cl.Message) -> None:
     if result is None:  # pragma: no cover - the stream always ends with Done
         await _finish_broken(answer, "Sorry, no answer was produced. Please try again.")
         return
-    answer.content = result.answer + "\n\n" + footer_markdown(result, notice)
+    try:
+        links = _server_origin() if brief else None
+        answer.content = result.answer + "\n\n" + footer_markdown(result, notice, links)
+    except Exception:  # the answer itself is complete: never lose it over its footer
+        log.exception("chat.footer_failed")
+        answer.content = result.answer
     await answer.send()
     history.extend([ChatTurn("user", result.question), ChatTurn("assistant", result.answer)])
     cl.user_session.set("history", history[-HISTORY_LIMIT:])

@@ -9,7 +9,8 @@ from faqbot.events import RouteDecided, TurnResult
 
 
 class _BotLike(Protocol):
-    kb: KnowledgeBase
+    @property
+    def kb(self) -> KnowledgeBase: ...
 
     @property
     def mode(self) -> str: ...
@@ -42,12 +43,20 @@ def route_markdown(event: RouteDecided) -> str:
     return f"{head}\n\n{label}: {event.standalone_question}\n\nRouted by: {event.via}"
 
 
-def footer_markdown(result: TurnResult, notice: str | None = None) -> str:
-    """Sources plus a small meta line (category, confidence, time, mode markers)."""
+def footer_markdown(
+    result: TurnResult, notice: str | None = None, links_base: str | None = None
+) -> str:
+    """Sources plus a small meta line (category, confidence, time, mode markers).
+
+    With `links_base` (the copilot widget) sources link to `<links_base>/api/faq/<id>`.
+    """
     lines = []
     if notice:
         lines.append(f"> {notice}")
-    if result.sources:
+    if result.sources and links_base:
+        links = (f"[{s.question}]({links_base}/api/faq/{s.id})" for s in result.sources)
+        lines.append("**Sources:** " + "; ".join(links))
+    elif result.sources:
         lines.append("**Sources:** " + "; ".join(f"{s.question} `{s.id}`" for s in result.sources))
     marks = [result.category or "not covered", f"confidence {result.confidence:.0%}"]
     marks.append(f"{result.elapsed_s:.2f} s")
