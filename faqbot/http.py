@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any, Literal
 
 import structlog
-from fastapi import FastAPI, Query, Request
+from fastapi import FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -25,6 +25,7 @@ from faqbot.config import Settings
 from faqbot.conversations import ConversationStore
 from faqbot.errors import FaqBotError, InputError, LLMError, RateLimitedError
 from faqbot.events import Done, Fallback, RouteDecided, Sources, Token, TurnResult
+from faqbot.knowledge.ids import ENTRY_ID_PATTERN
 from faqbot.logs import get_logger
 from faqbot.metrics import exposition
 from faqbot.ratelimit import RateLimiter
@@ -345,7 +346,9 @@ def create_api(
             503: ERRORS[503],
         },
     )
-    async def faq_entry(entry_id: str) -> FaqEntryOut:
+    async def faq_entry(
+        entry_id: Annotated[str, Path(pattern=ENTRY_ID_PATTERN, max_length=120)],
+    ) -> FaqEntryOut:
         """One FAQ entry (answers link their sources here)."""
         bot = bot_or_503()
         try:

@@ -7,6 +7,8 @@ import re
 import unicodedata
 
 _WORD = re.compile(r"[a-z0-9]+")
+# Ids appear in URLs (/api/faq/<id>) and prompts; explicit YAML ids must match this too.
+ENTRY_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,119}$"
 
 
 def normalise_question(text: str) -> str:

@@ -16,12 +16,14 @@ The file is walked as YAML nodes so that every problem names its line.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from faqbot.errors import FaqProblem
+from faqbot.knowledge.ids import ENTRY_ID_PATTERN
 from faqbot.knowledge.text_format import RawEntry, RawFile
 
 TOP_KEYS = {"category", "version", "last_updated", "metadata", "entries"}
@@ -86,6 +88,16 @@ def _parse_entry(node: yaml.Node, path: Path, problems: list[FaqProblem]) -> Raw
         )
     if "id" in fields:
         entry.entry_id = _scalar(fields["id"][1], path, "id", problems)
+        if entry.entry_id is not None and not re.match(ENTRY_ID_PATTERN, entry.entry_id):
+            problems.append(
+                FaqProblem(
+                    path,
+                    _line(fields["id"][1]),
+                    f"invalid id {entry.entry_id!r}: "
+                    "use letters, digits, '-', '_' or '.' (max 120)",
+                )
+            )
+            entry.entry_id = None
     return entry
 
 
