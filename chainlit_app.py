@@ -6,6 +6,7 @@ Run: `chainlit run chainlit_app.py` (offline by default; set OPENAI_API_KEY for 
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 import chainlit as cl
@@ -177,6 +178,7 @@ def _mount_http_api() -> None:
     """Serve /api before Chainlit's catch-all SPA route and secure every response."""
     from chainlit.config import config as cl_config
     from chainlit.server import app
+    from starlette.routing import Mount
 
     from faqbot.conversations import ConversationStore
     from faqbot.http import create_api
@@ -186,8 +188,11 @@ def _mount_http_api() -> None:
     # Chainlit's CORSMiddleware holds this very list object and is built at start-up.
     cl_config.project.allow_origins[:] = list(settings.cors_origins)
     api = create_api(lambda: bot, limiter, settings, ConversationStore())
-    app.mount("/api", api, name="faqbot-api")
-    app.router.routes.insert(0, app.router.routes.pop())  # ahead of GET /{full_path:path}
+    mount = Mount("/api", app=api, name="faqbot-api")
+    # Match every /api/... path, even with encoded control characters, so the API (not the
+    # SPA catch-all) answers it in the API's error shape.
+    mount.path_regex = re.compile(mount.path_regex.pattern, re.DOTALL)
+    app.router.routes.insert(0, mount)  # ahead of GET /{full_path:path}
     app.add_middleware(SecurityHeadersMiddleware)
 
 
