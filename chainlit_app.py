@@ -6,7 +6,6 @@ Run: `chainlit run chainlit_app.py` (offline by default; set OPENAI_API_KEY for 
 from __future__ import annotations
 
 import asyncio
-import re
 from typing import Any
 
 import chainlit as cl
@@ -175,25 +174,28 @@ async def _finish_broken(answer: cl.Message, explanation: str) -> None:
 
 # --- HTTP API, security headers, CORS (see faqbot/http.py) ---
 def _mount_http_api() -> None:
-    """Serve /api before Chainlit's catch-all SPA route and secure every response."""
+    """Serve /api ahead of Chainlit's routes, apply CORS_ORIGINS, secure every response.
+
+    Runs at import, before `chainlit run` starts serving: Chainlit builds its middleware stack
+    (and the CORSMiddleware holding `config.project.allow_origins`) at the first request.
+    """
     from chainlit.config import config as cl_config
-    from chainlit.server import app
-    from starlette.routing import Mount
+    from chainlit.server import app, sio
 
     from faqbot.conversations import ConversationStore
-    from faqbot.http import create_api
-    from faqbot.security import SecurityHeadersMiddleware
+    from faqbot.http import PrefixDispatcher, create_api
+    from faqbot.security import SecurityHeadersMiddleware, websocket_origin_check
 
     # Who may embed the copilot / call Chainlit cross-origin: CORS_ORIGINS, not a file edit.
-    # Chainlit's CORSMiddleware holds this very list object and is built at start-up.
+    # Chainlit's HTTP CORSMiddleware was given this very list object when chainlit.server was
+    # imported; it reads it when the stack is built, so update it in place.
     cl_config.project.allow_origins[:] = list(settings.cors_origins)
+    # Browsers apply no CORS to websockets and Chainlit's socket.io server accepts every origin
+    # (cors_allowed_origins=[]): check the Origin of each connection (same origin or listed).
+    sio.eio.cors_allowed_origins = websocket_origin_check(settings.cors_origins)
     api = create_api(lambda: bot, limiter, settings, ConversationStore())
-    mount = Mount("/api", app=api, name="faqbot-api")
-    # Match every /api/... path, even with encoded control characters, so the API (not the
-    # SPA catch-all) answers it in the API's error shape.
-    mount.path_regex = re.compile(mount.path_regex.pattern, re.DOTALL)
-    app.router.routes.insert(0, mount)  # ahead of GET /{full_path:path}
-    app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(PrefixDispatcher, api=api, prefix="/api")
+    app.add_middleware(SecurityHeadersMiddleware, docs_paths=("/api/docs",))  # outermost
 
 
 _mount_http_api()

@@ -19,12 +19,13 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from faqbot.bot import FaqBot
 from faqbot.config import Settings
 from faqbot.conversations import ConversationStore
 from faqbot.errors import FaqBotError, InputError, LLMError, RateLimitedError
-from faqbot.events import Done, Fallback, RouteDecided, Sources, Token, TurnResult
+from faqbot.events import Done, Fallback, RouteDecided, Source, Sources, Token, TurnResult
 from faqbot.knowledge.ids import ENTRY_ID_PATTERN
 from faqbot.logs import get_logger
 from faqbot.metrics import exposition
@@ -35,8 +36,20 @@ log = get_logger("faqbot.http")
 BotGetter = Callable[[], FaqBot | None]
 
 
+# A question must contain at least one visible character: blanks, control, zero-width and bidi
+# characters alone are rejected (faqbot.validation strips them). Same meaning in Python's `re`,
+# pydantic's Rust regex and ECMA-262, checked over every code point in tests/test_api.py.
+VISIBLE_CHAR = r"[^\s\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]"
+MAX_QUESTION_CHARS = 1000  # the API's hard cap; the MAX_QUESTION_CHARS setting may only lower it
+
+
 class ChatRequest(BaseModel):
-    question: str = Field(min_length=1, max_length=1000, description="The user's question")
+    question: str = Field(
+        min_length=1,
+        max_length=MAX_QUESTION_CHARS,
+        pattern=VISIBLE_CHAR,
+        description="The user's question (at least one visible character)",
+    )
     conversation_id: str | None = Field(
         default=None,
         max_length=64,
@@ -117,6 +130,16 @@ class Unavailable(Exception):
     """No bot is loaded (the knowledge base failed to load)."""
 
 
+def _source(source: Source, prefix: str) -> SourceOut:
+    return SourceOut(
+        id=source.id,
+        category=source.category,
+        question=source.question,
+        score=source.score,
+        url=f"{prefix}/faq/{source.id}",
+    )
+
+
 def _response(result: TurnResult, conversation_id: str, prefix: str) -> ChatResponse:
     return ChatResponse(
         answer=result.answer,
@@ -124,16 +147,7 @@ def _response(result: TurnResult, conversation_id: str, prefix: str) -> ChatResp
         confidence=max(0.0, min(1.0, result.confidence)),
         conversation_id=conversation_id,
         processing_time=round(result.elapsed_s, 4),
-        sources=[
-            SourceOut(
-                id=s.id,
-                category=s.category,
-                question=s.question,
-                score=s.score,
-                url=f"{prefix}/faq/{s.id}",
-            )
-            for s in result.sources
-        ],
+        sources=[_source(s, prefix) for s in result.sources],
         fallback=result.fallback,
         refused=result.refused,
         mode=result.mode,
@@ -142,6 +156,35 @@ def _response(result: TurnResult, conversation_id: str, prefix: str) -> ChatResp
 
 def _sse(event: str, data: Any) -> str:
     return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+class PrefixDispatcher:
+    """ASGI middleware: requests whose path is `prefix` or under it go to `api`, all others to
+    `app`. Put in front of Chainlit's app, it keeps /api away from Chainlit's routes (the SPA
+    catch-all), from its CORS middleware (the API applies its own CORS policy) and from its gzip
+    (server-sent events stream unbuffered). Like Starlette's Mount it extends `root_path`, so the
+    API sees paths relative to `prefix` and serves its docs and schema at `prefix/...`.
+    """
+
+    def __init__(self, app: ASGIApp, *, api: ASGIApp, prefix: str = "/api") -> None:
+        self.app = app
+        self.api = api
+        self.prefix = prefix.rstrip("/")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            root = scope.get("root_path", "")
+            path: str = scope["path"]
+            relative = path[len(root) :] if root and path.startswith(root) else path
+            if relative == self.prefix or relative.startswith(self.prefix + "/"):
+                child = {
+                    **scope,
+                    "app_root_path": scope.get("app_root_path", root),
+                    "root_path": root + self.prefix,
+                }
+                await self.api(child, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def create_api(
@@ -163,6 +206,16 @@ def create_api(
         redoc_url=None,
         servers=[{"url": prefix}],
     )
+    default_openapi = api.openapi
+
+    def openapi() -> dict[str, Any]:
+        """The generated schema, with the question length cap MAX_QUESTION_CHARS sets."""
+        schema = default_openapi()
+        question = schema["components"]["schemas"]["ChatRequest"]["properties"]["question"]
+        question["maxLength"] = min(MAX_QUESTION_CHARS, settings.max_question_chars)
+        return schema
+
+    api.openapi = openapi  # type: ignore[method-assign]
     api.add_middleware(
         CORSMiddleware,
         allow_origins=list(settings.cors_origins),
@@ -315,7 +368,8 @@ def create_api(
                     elif isinstance(event, Token):
                         yield _sse("token", {"text": event.text})
                     elif isinstance(event, Sources):
-                        yield _sse("sources", {"sources": [s.id for s in event.sources]})
+                        sources = [_source(s, prefix).model_dump() for s in event.sources]
+                        yield _sse("sources", {"sources": sources})
                     elif isinstance(event, Done):
                         conversations.record(
                             conversation_id, event.result.question, event.result.answer

@@ -1,60 +1,198 @@
-"""Security headers on every HTTP response (pure ASGI middleware, so streaming is untouched).
+"""Security headers on every HTTP response, and the origin check for Chainlit's websocket.
 
-The Content-Security-Policy fits the Chainlit UI: its index.html carries small inline scripts
-(config injected at serve time) and loads the Inter font and KaTeX CSS from public CDNs. Everything
-else must come from this origin; nothing may frame the UI. HSTS is sent only over HTTPS (directly
-or behind a proxy that says so with X-Forwarded-Proto), since browsers ignore it on plain HTTP.
+`SecurityHeadersMiddleware` is pure ASGI (streaming, SSE and websockets pass untouched). It adds
+X-Content-Type-Options, X-Frame-Options, Referrer-Policy, Permissions-Policy,
+Cross-Origin-Opener-Policy and a Content-Security-Policy to every response, and
+Strict-Transport-Security when the request came over HTTPS (directly, or behind a proxy that says
+so with `X-Forwarded-Proto: https`; browsers ignore HSTS on plain HTTP).
+
+The CSP allows no inline script by default. HTML pages (Chainlit's index.html carries two small
+inline scripts, written at serve time from `public/theme.json` and the transports setting) get
+the SHA-256 hash of each inline script they contain added to `script-src`, computed from the very
+body being sent, so only those exact scripts run. Styles may be inline (React style attributes)
+and the KaTeX stylesheet and its fonts may come from cdn.jsdelivr.net, the Inter font from Google
+Fonts. Nothing may frame any page (`frame-ancestors 'none'`); the copilot widget is a script on
+the host page, not a frame, so embedding still works. The API docs page (Swagger UI) loads its
+script and CSS from cdn.jsdelivr.net and gets that source added.
+
+`websocket_origin_check` decides which browser origins may open Chainlit's socket.io connection:
+browsers apply no CORS to websockets, so without it any web page could talk to the bot.
 """
 
 from __future__ import annotations
 
+import base64
+import gzip
+import hashlib
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-CSP = "; ".join(
-    [
-        "default-src 'self'",
-        "script-src 'self' 'unsafe-inline'",
-        "style-src 'self' 'unsafe-inline' https://fonts.googleapis.com https://cdn.jsdelivr.net",
-        "font-src 'self' data: https://fonts.gstatic.com https://cdn.jsdelivr.net",
-        "img-src 'self' data: blob:",
-        "connect-src 'self'",
-        "media-src 'self' blob:",
-        "object-src 'none'",
-        "base-uri 'self'",
-        "form-action 'self'",
-        "frame-ancestors 'none'",
-    ]
-)
+from faqbot.logs import get_logger
+
+log = get_logger("faqbot.security")
+
+POLICY: dict[str, tuple[str, ...]] = {
+    "default-src": ("'self'",),
+    "script-src": ("'self'",),
+    "style-src": (
+        "'self'",
+        "'unsafe-inline'",
+        "https://fonts.googleapis.com",
+        "https://cdn.jsdelivr.net",
+    ),
+    "font-src": ("'self'", "data:", "https://fonts.gstatic.com", "https://cdn.jsdelivr.net"),
+    "img-src": ("'self'", "data:", "blob:"),
+    "connect-src": ("'self'",),
+    "media-src": ("'self'", "blob:"),
+    "worker-src": ("'self'", "blob:"),
+    "object-src": ("'none'",),
+    "base-uri": ("'self'",),
+    "form-action": ("'self'",),
+    "frame-ancestors": ("'none'",),
+}
+# Swagger UI (FastAPI's /docs page) loads its bundle from jsDelivr and its favicon from FastAPI.
+DOCS_SOURCES: dict[str, tuple[str, ...]] = {
+    "script-src": ("https://cdn.jsdelivr.net",),
+    "img-src": ("https://fastapi.tiangolo.com",),
+}
 
 HEADERS: dict[bytes, bytes] = {
     b"x-content-type-options": b"nosniff",
     b"x-frame-options": b"DENY",
     b"referrer-policy": b"strict-origin-when-cross-origin",
-    b"permissions-policy": b"camera=(), geolocation=(), payment=(), usb=()",
+    # Chainlit's audio input is off ([features.audio]); turning it on needs microphone=(self).
+    b"permissions-policy": b"camera=(), microphone=(), geolocation=(), payment=(), usb=()",
     b"cross-origin-opener-policy": b"same-origin",
-    b"content-security-policy": CSP.encode(),
 }
 HSTS = b"max-age=31536000; includeSubDomains"
 
+# A comment is skipped whole (a "<script>" inside it is not a script); a script's body is taken
+# whole (a "<!--" inside it is script text), as the HTML parser does.
+_SCRIPT_OR_COMMENT = re.compile(
+    rb"<!--.*?-->|<script\b([^>]*)>(.*?)</script\s*>", re.IGNORECASE | re.DOTALL
+)
+_SRC_ATTR = re.compile(rb"(?:^|\s)src\s*=", re.IGNORECASE)
+
+
+def build_csp(
+    extra: Mapping[str, Iterable[str]] | None = None, policy: Mapping[str, Sequence[str]] = POLICY
+) -> str:
+    """The policy as a header value, with `extra` sources appended to their directives."""
+    directives = {name: list(sources) for name, sources in policy.items()}
+    for name, sources in (extra or {}).items():
+        directives.setdefault(name, []).extend(sources)
+    return "; ".join(f"{name} {' '.join(sources)}" for name, sources in directives.items())
+
+
+def inline_script_hashes(html: bytes) -> list[str]:
+    """CSP hash sources ('sha256-...') for every inline <script> of an HTML document."""
+    hashes = []
+    for match in _SCRIPT_OR_COMMENT.finditer(html):
+        attrs, body = match.group(1), match.group(2)
+        if body is None or _SRC_ATTR.search(attrs):
+            continue
+        # Browsers hash the parsed text, in which the parser has turned CRLF and CR into LF.
+        body = body.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        digest = base64.b64encode(hashlib.sha256(body).digest()).decode()
+        source = f"'sha256-{digest}'"
+        if source not in hashes:
+            hashes.append(source)
+    return hashes
+
+
+def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes:
+    for key, value in headers:
+        if key.lower() == name:
+            return value
+    return b""
+
 
 class SecurityHeadersMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    """Add the security headers (and a per-page CSP) to every HTTP response of `app`."""
+
+    def __init__(self, app: ASGIApp, *, docs_paths: Sequence[str] = ("/api/docs",)) -> None:
         self.app = app
+        self.docs_paths = tuple(docs_paths)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        forwarded = dict(scope.get("headers") or []).get(b"x-forwarded-proto", b"")
-        https = scope.get("scheme") == "https" or forwarded == b"https"
+        request_headers: list[tuple[bytes, bytes]] = list(scope.get("headers") or [])
+        forwarded = _header(request_headers, b"x-forwarded-proto").split(b",")[0].strip()
+        https = scope.get("scheme") == "https" or forwarded.lower() == b"https"
+        extra: dict[str, tuple[str, ...]] = {}
+        if scope.get("path", "") in self.docs_paths:
+            extra = DOCS_SOURCES
+        start: Message | None = None
+        body: list[bytes] = []
+
+        def finish(message: Message, csp: str) -> Message:
+            headers = list(message.get("headers", []))
+            present = {k.lower() for k, _ in headers}
+            added = {**HEADERS, b"content-security-policy": csp.encode()}
+            if https:
+                added[b"strict-transport-security"] = HSTS
+            headers += [(k, v) for k, v in added.items() if k not in present]
+            return {**message, "headers": headers}
 
         async def send_with_headers(message: Message) -> None:
+            nonlocal start
             if message["type"] == "http.response.start":
-                present = {k.lower() for k, _ in message.get("headers", [])}
-                extra = [(k, v) for k, v in HEADERS.items() if k not in present]
-                if https:
-                    extra.append((b"strict-transport-security", HSTS))
-                message["headers"] = [*message.get("headers", []), *extra]
-            await send(message)
+                headers = list(message.get("headers", []))
+                if _header(headers, b"content-type").startswith(b"text/html"):
+                    start = message  # hold it: the CSP depends on the page's inline scripts
+                    return
+                await send(finish(message, build_csp(extra)))
+                return
+            if start is None or message["type"] != "http.response.body":
+                await send(message)
+                return
+            body.append(message.get("body", b""))
+            if message.get("more_body", False):
+                return
+            content = b"".join(body)
+            scripts = (*extra.get("script-src", ()), *self._hashes(start, content))
+            await send(finish(start, build_csp({**extra, "script-src": scripts})))
+            await send({"type": "http.response.body", "body": content, "more_body": False})
 
         await self.app(scope, receive, send_with_headers)
+
+    @staticmethod
+    def _hashes(start: Message, content: bytes) -> list[str]:
+        encoding = _header(list(start.get("headers", [])), b"content-encoding").lower()
+        try:
+            if encoding == b"gzip":
+                content = gzip.decompress(content)
+            elif encoding not in (b"", b"identity"):
+                raise ValueError(f"unsupported content-encoding {encoding!r}")
+            return inline_script_hashes(content)
+        except (OSError, EOFError, ValueError) as exc:
+            # No hashes: the page's inline scripts are blocked (safe, but visibly broken).
+            log.warning("csp.hash_failed", error=str(exc))
+            return []
+
+
+def websocket_origin_check(allowed: Sequence[str]) -> Callable[[str | None, dict[str, Any]], bool]:
+    """An origin check for python-engineio's `cors_allowed_origins` (it accepts a callable).
+
+    Allowed: the server's own origin (the Chainlit UI; same host as the request's Host or
+    X-Forwarded-Host header, any scheme), every origin in `allowed` (CORS_ORIGINS), or any origin
+    when `allowed` contains "*". engineio calls it only when the request has an Origin header:
+    non-browser clients send none, and CORS does not concern them.
+    """
+    origins = {o.rstrip("/").lower() for o in allowed}
+
+    def check(origin: str | None, environ: dict[str, Any] | None = None) -> bool:
+        if origin is None or "*" in origins or origin.rstrip("/").lower() in origins:
+            return True
+        env = environ or {}
+        hosts = {env.get("HTTP_HOST", ""), *env.get("HTTP_X_FORWARDED_HOST", "").split(",")}
+        netloc = urlsplit(origin).netloc.lower()
+        return bool(netloc) and netloc in {h.strip().lower() for h in hosts if h.strip()}
+
+    return check

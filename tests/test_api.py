@@ -1,20 +1,30 @@
-"""The JSON/SSE API: every route, status code and error shape (in-process ASGI)."""
+"""The JSON/SSE API: every route, status code and error shape.
+
+In process through httpx's ASGI transport first, then against a running `chainlit run` over
+loopback (the API mounted on Chainlit's server, the rate limit shared with the chat UI).
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+import re
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
 import pytest
+from httpx_sse import aconnect_sse
+from pydantic import TypeAdapter, ValidationError
 
 from faqbot.bot import FaqBot
 from faqbot.conversations import ConversationStore
+from faqbot.errors import InputError
 from faqbot.factory import build_bot
-from faqbot.http import create_api
+from faqbot.http import VISIBLE_CHAR, ChatRequest, create_api
 from faqbot.ratelimit import RateLimiter
+from faqbot.validation import clean_question
 from tests import fake_openai as fo
+from tests.e2e_support import ChatClient, chainlit_server
 
 DISCOUNT = "Yes, we offer a 20% discount for annual subscriptions on all plans."
 ERROR_KEYS = {"error", "detail", "error_code"}
@@ -282,3 +292,145 @@ async def test_openapi_schema_documents_every_route(client: httpx.AsyncClient) -
     paths = schema["paths"]
     assert set(paths) >= {"/health", "/chat", "/chat/stream", "/faq/{entry_id}", "/metrics"}
     assert {"422", "429", "500", "503"} <= set(paths["/chat"]["post"]["responses"])
+
+
+async def test_stream_parsed_by_an_sse_client(client: httpx.AsyncClient) -> None:
+    events: list[tuple[str, Any]] = []
+    body = {"question": "Do you offer discounts for annual subscriptions?"}
+    async with aconnect_sse(client, "POST", "/chat/stream", json=body) as source:
+        async for sse in source.aiter_sse():
+            events.append((sse.event, sse.json()))
+    names = [name for name, _ in events]
+    assert names[0] == "route"
+    assert names[-2:] == ["sources", "done"]
+    assert set(names[1:-2]) == {"token"}
+    assert events[0][1]["category"] == "sales"
+    assert "".join(d["text"] for n, d in events if n == "token") == DISCOUNT
+    source = events[-2][1]["sources"][0]
+    assert source["id"] == "sales-do-you-offer-discounts-for-annual-subscriptions"
+    assert source["url"] == f"/api/faq/{source['id']}"
+    assert events[-1][1]["sources"] == events[-2][1]["sources"]
+
+
+async def test_stream_reports_a_fallback_when_the_llm_is_down(make_settings: Any) -> None:
+    settings = make_settings(openai_api_key="k", openai_base_url="http://127.0.0.1:9/v1")
+    async with client_for(build_bot(settings), settings) as c:
+        resp = await c.post("/chat/stream", json={"question": "What is your refund policy?"})
+    events = sse_events(resp.text)
+    assert events[0][0] == "fallback"
+    assert events[0][1]["reason"] == "LLM_UNAVAILABLE"
+    assert events[-1][1]["fallback"] is True
+
+
+def test_the_question_pattern_means_what_clean_question_means() -> None:
+    """Schema-valid questions (Python re, as schemathesis generates them) are exactly those
+    pydantic (Rust regex) accepts and clean_question keeps non-empty: over every code point."""
+    python = re.compile(VISIBLE_CHAR)
+    pydantic = TypeAdapter(ChatRequest)
+    disagree = []
+    for code in range(0x110000):
+        if 0xD800 <= code <= 0xDFFF:
+            continue
+        char = chr(code)
+        try:
+            pydantic.validate_python({"question": char})
+            accepted = True
+        except ValidationError:
+            accepted = False
+        try:
+            clean_question(char, 1000)
+            usable = True
+        except InputError:
+            usable = False
+        if not (bool(python.search(char)) == accepted == usable):
+            disagree.append(hex(code))
+    assert disagree == []
+
+
+async def test_schema_states_the_configured_question_limit(make_settings: Any) -> None:
+    settings = make_settings(max_question_chars=200)
+    async with client_for(build_bot(settings), settings) as c:
+        schema = (await c.get("/openapi.json")).json()
+        long = await c.post("/chat", json={"question": "x" * 201})
+    question = schema["components"]["schemas"]["ChatRequest"]["properties"]["question"]
+    assert question["maxLength"] == 200
+    assert question["pattern"] == VISIBLE_CHAR
+    assert long.status_code == 422
+
+
+# --- against a running `chainlit run` ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def app_url() -> Iterator[str]:
+    with chainlit_server({"RATE_LIMIT_REQUESTS": "1000"}) as url:
+        yield url
+
+
+@pytest.mark.chainlit
+async def test_chat_and_follow_up_on_the_running_app(app_url: str) -> None:
+    async with httpx.AsyncClient(base_url=f"{app_url}/api", timeout=20) as c:
+        health = (await c.get("/health")).json()
+        first = await c.post("/chat", json={"question": "Which payment methods do you accept?"})
+        cid = first.json()["conversation_id"]
+        follow = await c.post(
+            "/chat", json={"question": "and for annual ones?", "conversation_id": cid}
+        )
+        entry = await c.get(follow.json()["sources"][0]["url"].removeprefix("/api"))
+        bad = await c.post("/chat", json={"question": ""})
+    assert health["status"] == "ok"
+    assert health["mode"] == "offline"
+    assert first.status_code == 200
+    assert first.json()["category"] == "sales"
+    assert follow.json()["conversation_id"] == cid
+    assert follow.json()["sources"][0]["id"] == "sales-which-payment-methods-do-you-accept"
+    assert entry.json()["question"] == "Which payment methods do you accept?"
+    assert bad.status_code == 422
+    assert set(bad.json()) == ERROR_KEYS
+
+
+@pytest.mark.chainlit
+async def test_sse_stream_on_the_running_app(app_url: str) -> None:
+    """Tokens arrive as separate events while the answer streams (no buffering by a proxy or
+    Chainlit's gzip), parsed by an SSE client over a real socket."""
+    events: list[tuple[str, Any]] = []
+    body = {"question": "What is your refund policy?"}
+    async with (
+        httpx.AsyncClient(base_url=f"{app_url}/api", timeout=20) as c,
+        aconnect_sse(c, "POST", "/chat/stream", json=body) as source,
+    ):
+        assert source.response.headers["content-type"].startswith("text/event-stream")
+        assert "content-encoding" not in source.response.headers
+        assert source.response.headers["x-content-type-options"] == "nosniff"
+        async for sse in source.aiter_sse():
+            events.append((sse.event, sse.json()))
+    names = [name for name, _ in events]
+    assert names[0] == "route"
+    assert names.count("token") >= 5
+    assert names[-2:] == ["sources", "done"]
+    done = events[-1][1]
+    assert "".join(d["text"] for n, d in events if n == "token") == done["answer"]
+    assert "30-day money-back guarantee" in done["answer"]
+    assert done["conversation_id"] == events[0][1]["conversation_id"]
+
+
+@pytest.mark.chainlit
+async def test_the_ui_and_the_api_share_one_rate_limit() -> None:
+    """Same client IP, same budget: two chat-UI messages and one API call use up a limit of 3."""
+    with chainlit_server({"RATE_LIMIT_REQUESTS": "3", "RATE_LIMIT_WINDOW": "60"}) as url:
+        async with ChatClient(url) as ui:
+            for _ in range(2):
+                turn = await ui.ask("What is your refund policy?")
+                assert "money-back" in turn.reply
+            async with httpx.AsyncClient(base_url=f"{url}/api", timeout=20) as c:
+                ok = await c.post("/chat", json={"question": "refund policy?"})
+                limited = await c.post("/chat", json={"question": "refund policy?"})
+                stream = await c.post("/chat/stream", json={"question": "refund policy?"})
+            refused = await ui.ask("What is your refund policy?")
+    assert ok.status_code == 200
+    assert limited.status_code == 429
+    assert 1 <= int(limited.headers["retry-after"]) <= 60
+    assert limited.json()["error_code"] == "RATE_LIMITED"
+    assert set(limited.json()) == ERROR_KEYS
+    assert stream.status_code == 429
+    assert "too quickly" in refused.reply

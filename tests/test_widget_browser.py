@@ -102,20 +102,50 @@ def test_widget_on_an_allowed_origin_streams_an_answer(host_pages: tuple[str, st
         page.screenshot(path=str(ARTIFACTS / "copilot-widget.png"))
 
 
-def test_widget_on_a_refused_origin_does_not_connect(host_pages: tuple[str, str]) -> None:
+RAW_SOCKET = """url => new Promise(done => {
+    const ws = new WebSocket(url);
+    ws.onmessage = e => { done("open: " + e.data.slice(0, 1)); ws.close(); };
+    ws.onerror = () => done("refused");
+    setTimeout(() => done("timeout"), 5000);
+})"""
+
+
+def _socket_url(app_url: str) -> str:
+    return app_url.replace("http://", "ws://") + "/ws/socket.io/?EIO=4&transport=websocket"
+
+
+def test_widget_on_a_refused_origin_does_not_connect(
+    app_url: str, host_pages: tuple[str, str]
+) -> None:
     page: Any
     errors: list[str] = []
+    sockets: list[str] = []
     with browser_page() as page:
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("websocket", lambda ws: sockets.append(ws.url))
         page.goto(host_pages[1])
-        page.wait_for_timeout(4000)
-        assert any("blocked by CORS policy" in e for e in errors), errors
-        assert page.locator("#chat-input").count() == 0
+        page.wait_for_timeout(3000)
         if page.locator("#chainlit-copilot-button").count():
             page.locator("#chainlit-copilot-button").click()
             page.wait_for_timeout(1500)
-        assert page.get_by_text(DISCOUNT).count() == 0
+        page.screenshot(path=str(ARTIFACTS / "copilot-refused-origin.png"))
+        # Chainlit's HTTP routes refuse the origin, so the widget never gets its config...
+        blocked = [e for e in errors if "blocked by CORS policy" in e]
+        assert any(f"{app_url}/auth/config" in e for e in blocked), errors
+        # ...never opens its socket, shows no input and no answer.
+        assert sockets == []
         assert page.locator("#chat-input").count() == 0
+        assert page.get_by_text(DISCOUNT).count() == 0
+        # A page that skips the widget and opens the socket itself is refused as well (browsers
+        # apply no CORS to websockets: the server checks the Origin header).
+        assert page.evaluate(RAW_SOCKET, _socket_url(app_url)) == "refused"
+
+
+def test_the_socket_accepts_an_allowed_origin(app_url: str, host_pages: tuple[str, str]) -> None:
+    page: Any
+    with browser_page() as page:
+        page.goto(host_pages[0])
+        assert page.evaluate(RAW_SOCKET, _socket_url(app_url)) == "open: 0"
 
 
 def test_html_in_an_answer_is_shown_as_text_in_the_ui(app_url: str) -> None:
@@ -142,3 +172,22 @@ def test_html_in_an_answer_is_shown_as_text_in_the_widget(host_pages: tuple[str,
         assert "<script>window.__pwned = 1</script>" in chat.inner_text()
         assert page.evaluate("window.__pwned") is None
         assert page.locator("#chainlit-copilot-chat img[src='x']").count() == 0
+
+
+def test_the_documented_embed_page_works_under_the_csp(app_url: str) -> None:
+    """public/embed.html, served by faqbot itself: widget, custom CSS, answer, no CSP violation."""
+    page: Any
+    with browser_page() as page:
+        page.add_init_script(
+            """document.addEventListener("securitypolicyviolation",
+                e => (window.__csp = window.__csp || []).push(e.violatedDirective));"""
+        )
+        page.goto(f"{app_url}/public/embed.html")
+        chat = _ask_in_widget(page, "Do you offer discounts for annual subscriptions?")
+        chat.get_by_text(DISCOUNT).wait_for(timeout=20_000)
+        color = page.locator("#chainlit-copilot-button").evaluate(
+            "b => getComputedStyle(b).backgroundColor"
+        )
+        assert color == "rgb(15, 118, 110)"  # public/copilot.css reached the shadow root
+        assert page.evaluate("window.__csp") is None
+        page.screenshot(path=str(ARTIFACTS / "copilot-embed-example.png"))
