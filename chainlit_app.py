@@ -11,32 +11,35 @@ from typing import Any
 import chainlit as cl
 import structlog
 
-from faqbot.bot import FaqBot
 from faqbot.config import get_settings
 from faqbot.domain import ChatTurn
 from faqbot.errors import FaqBotError, InputError, RateLimitedError
 from faqbot.events import Done, Fallback, RouteDecided, Sources, Token, TurnResult
-from faqbot.factory import build_bot
 from faqbot.logs import configure_logging, get_logger
 from faqbot.ratelimit import RateLimiter
-from faqbot.reload import ReloadStatus, watch_knowledge
+from faqbot.reload import BotHolder, watch_knowledge
 from faqbot.render import footer_markdown, route_markdown, welcome_markdown
 
 settings = get_settings()
 configure_logging(settings.log_level, settings.log_format)
 log = get_logger("faqbot.chainlit")
-bot: FaqBot = build_bot(settings)
+holder = BotHolder(settings)  # holder.bot is None while no valid FAQ has loaded
 limiter = RateLimiter(settings.rate_limit_requests, settings.rate_limit_window, settings.redis_url)
-reload_status = ReloadStatus()
 _background: set[asyncio.Task[None]] = set()
 HISTORY_LIMIT = 20  # turns kept per session (the router sees LLM_HISTORY_TURNS of them)
 PROFILE = "FAQ assistant"
+UNAVAILABLE = (
+    "Sorry, the FAQ is not available right now. An operator has been notified; "
+    "please try again later or contact support."
+)
 
 
 def _starters() -> list[cl.Starter]:
     """Two starters per category, taken from the FAQ itself."""
-    out = []
-    for category in bot.kb.categories.values():
+    out: list[cl.Starter] = []
+    if holder.bot is None:
+        return out
+    for category in holder.bot.kb.categories.values():
         for entry in category.entries[:2]:
             out.append(cl.Starter(label=entry.question, message=entry.question))
     return out
@@ -48,7 +51,7 @@ async def chat_profiles(user: cl.User | None = None, language: str | None = None
     return [
         cl.ChatProfile(
             name=PROFILE,
-            markdown_description=welcome_markdown(bot),
+            markdown_description=welcome_markdown(holder.bot) if holder.bot else UNAVAILABLE,
             icon="/public/logo.svg",
             default=True,
             starters=_starters(),
@@ -60,7 +63,7 @@ async def chat_profiles(user: cl.User | None = None, language: str | None = None
 async def start_faq_watcher() -> None:
     """Reload the FAQ on file changes; a bad edit keeps the last good version serving."""
     task = asyncio.get_running_loop().create_task(
-        watch_knowledge(bot, settings.faq_dir, reload_status), name="faq-watcher"
+        watch_knowledge(settings.faq_dir, holder.refresh), name="faq-watcher"
     )
     _background.add(task)  # keep a reference: the loop holds tasks only weakly
 
@@ -68,7 +71,8 @@ async def start_faq_watcher() -> None:
 @cl.on_chat_start
 async def on_chat_start() -> None:
     cl.user_session.set("history", [])
-    log.info("chat.start", conversation_id=cl.context.session.thread_id, mode=bot.mode)
+    mode = holder.bot.mode if holder.bot else "unavailable"
+    log.info("chat.start", conversation_id=cl.context.session.thread_id, mode=mode)
 
 
 def _client_key() -> str:
@@ -107,6 +111,10 @@ async def on_message(message: cl.Message) -> None:
     notice: str | None = None
     brief = getattr(session, "client_type", "") == "copilot"
     try:
+        bot = holder.bot
+        if bot is None:
+            await _reply(UNAVAILABLE)
+            return
         stream = bot.answer(message.content, history, brief=brief)
         async for event in stream:
             if isinstance(event, RouteDecided):
@@ -193,7 +201,7 @@ def _mount_http_api() -> None:
     # Browsers apply no CORS to websockets and Chainlit's socket.io server accepts every origin
     # (cors_allowed_origins=[]): check the Origin of each connection (same origin or listed).
     sio.eio.cors_allowed_origins = websocket_origin_check(settings.cors_origins)
-    api = create_api(lambda: bot, limiter, settings, ConversationStore())
+    api = create_api(lambda: holder.bot, limiter, settings, ConversationStore())
     app.add_middleware(PrefixDispatcher, api=api, prefix="/api")
     app.add_middleware(SecurityHeadersMiddleware, docs_paths=("/api/docs",))  # outermost
 

@@ -7,8 +7,12 @@ import unicodedata
 
 from faqbot.errors import InputError
 
-# C0/C1 controls except tab/newline, plus zero-width and bidi override characters.
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+# C0/C1 controls except tab/newline, zero-width space, directional marks, bidi overrides and
+# isolates, BOM. Zero-width (non-)joiners stay: emoji sequences and Persian/Indic words need them.
+_CONTROL = re.compile(
+    r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff]"
+)
+_JOINERS = "\u200c\u200d"
 _SPACES = re.compile(r"[ \t]+")
 
 
@@ -16,9 +20,9 @@ def clean_question(text: str, max_chars: int) -> str:
     """Normalise a user's message or raise InputError with a message fit to show them."""
     if not isinstance(text, str):
         raise InputError("Please send your question as text.")
-    cleaned = _CONTROL.sub("", unicodedata.normalize("NFC", text))
+    cleaned = unicodedata.normalize("NFC", _CONTROL.sub("", text))  # remove first, then compose
     cleaned = _SPACES.sub(" ", cleaned).strip()
-    if not cleaned:
+    if not cleaned.strip(_JOINERS + " \n\t"):
         raise InputError("Please type a question - your message was empty.")
     if len(cleaned) > max_chars:
         raise InputError(

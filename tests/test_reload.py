@@ -6,7 +6,7 @@ from typing import Any
 
 from faqbot.bot import collect
 from faqbot.factory import build_bot
-from faqbot.reload import ReloadStatus, reload_once, watch_knowledge
+from faqbot.reload import BotHolder, ReloadStatus, reload_once, watch_knowledge
 
 NEW_ENTRY = "\n\nQ: Do you offer gift cards?\nA: Yes, gift cards are sold in the billing portal.\n"
 
@@ -44,7 +44,9 @@ async def test_watcher_reloads_after_a_file_change(small_faq_dir: Path, make_set
     before = bot.kb.version
     status = ReloadStatus()
     stop = asyncio.Event()
-    task = asyncio.create_task(watch_knowledge(bot, small_faq_dir, status, stop))
+    task = asyncio.create_task(
+        watch_knowledge(small_faq_dir, lambda: reload_once(bot, small_faq_dir, status), stop)
+    )
     await asyncio.sleep(0.5)
     with (small_faq_dir / "sales.txt").open("a", encoding="utf-8") as f:
         f.write(NEW_ENTRY)
@@ -56,3 +58,19 @@ async def test_watcher_reloads_after_a_file_change(small_faq_dir: Path, make_set
     await asyncio.wait_for(task, 5)
     assert bot.kb.version != before
     assert status.reloads == 1
+
+
+async def test_broken_folder_at_start_means_no_bot_until_it_is_fixed(
+    small_faq_dir: Path, make_settings: Any
+) -> None:
+    sales = small_faq_dir / "sales.txt"
+    good = sales.read_text(encoding="utf-8")
+    sales.write_text(good + "\n\nQ: Orphan question?\n", encoding="utf-8")
+    holder = BotHolder(make_settings())
+    assert holder.bot is None
+    assert any("sales.txt" in p and "no answer" in p for p in holder.status.last_error)
+    sales.write_text(good, encoding="utf-8")
+    holder.refresh()
+    assert holder.bot is not None
+    assert holder.status.last_error == []
+    assert "30-day" in (await collect(holder.bot.answer("refund policy?"))).answer

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import re
 from pathlib import Path
 from types import MappingProxyType
@@ -18,10 +19,11 @@ _CATEGORY = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 
 def _read(path: Path, problems: list[FaqProblem]) -> str | None:
     data = path.read_bytes()
+    bom = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
     try:
-        text = data.decode("utf-8-sig")
+        text = data[bom:].decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
+        line = data[bom : bom + exc.start].count(b"\n") + 1
         problems.append(FaqProblem(path, line, f"not valid UTF-8 (byte {exc.start})"))
         return None
     if not text.strip():
@@ -45,7 +47,11 @@ def parse_file(path: Path, problems: list[FaqProblem]) -> Category | None:
     raw: RawFile = SUFFIXES[path.suffix.lower()](path, text, problems)
     if raw.category and raw.category.lower() != name:
         problems.append(
-            FaqProblem(path, 1, f"category {raw.category!r} does not match the file name {name!r}")
+            FaqProblem(
+                path,
+                raw.category_line,
+                f"category {raw.category!r} does not match the file name {name!r}",
+            )
         )
     if not raw.entries and len(problems) == before:
         problems.append(FaqProblem(path, 1, "no Q:/A: entries found"))
@@ -98,6 +104,7 @@ def check_dir(directory: Path) -> tuple[list[Category], list[FaqProblem]]:
     categories: list[Category] = []
     owner: dict[str, Path] = {}
     seen_questions: dict[str, tuple[Path, int]] = {}
+    seen_ids: dict[str, tuple[Path, int]] = {}
     for path in files:
         category = parse_file(path, problems)
         if category is None:
@@ -113,6 +120,14 @@ def check_dir(directory: Path) -> tuple[list[Category], list[FaqProblem]]:
             continue
         owner[category.name] = path
         for e in category.entries:
+            if e.id in seen_ids:
+                other, other_line = seen_ids[e.id]
+                problems.append(
+                    FaqProblem(
+                        path, e.line, f"duplicate id {e.id!r} (also at {other.name}:{other_line})"
+                    )
+                )
+            seen_ids[e.id] = (path, e.line)
             for text in (e.question, *e.alternate_questions):
                 key = normalise_question(text)
                 if key in seen_questions:

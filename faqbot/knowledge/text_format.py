@@ -36,6 +36,7 @@ class RawFile:
     entries: list[RawEntry] = field(default_factory=list)
     title: str = ""
     category: str | None = None
+    category_line: int = 1
     version: str = ""
     last_updated: str = ""
     metadata: dict[str, str] = field(default_factory=dict)

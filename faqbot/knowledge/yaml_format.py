@@ -53,16 +53,28 @@ def _string_list(node: yaml.Node, path: Path, what: str, problems: list[FaqProbl
     return out
 
 
-def _mapping(node: yaml.Node) -> dict[str, tuple[yaml.Node, yaml.Node]]:
+def _mapping(
+    node: yaml.Node, path: Path, problems: list[FaqProblem]
+) -> dict[str, tuple[yaml.Node, yaml.Node]]:
+    """Key -> (key node, value node); a repeated key is a problem, not a silent overwrite."""
     assert isinstance(node, yaml.MappingNode)
-    return {str(k.value): (k, v) for k, v in node.value}
+    out: dict[str, tuple[yaml.Node, yaml.Node]] = {}
+    for k, v in node.value:
+        key = str(k.value)
+        if key in out:
+            first = _line(out[key][0])
+            problems.append(
+                FaqProblem(path, _line(k), f"duplicate key {key!r} (first at line {first})")
+            )
+        out[key] = (k, v)
+    return out
 
 
 def _parse_entry(node: yaml.Node, path: Path, problems: list[FaqProblem]) -> RawEntry | None:
     if not isinstance(node, yaml.MappingNode):
         problems.append(FaqProblem(path, _line(node), "each entry must be a mapping"))
         return None
-    fields = _mapping(node)
+    fields = _mapping(node, path, problems)
     for key, (key_node, _) in fields.items():
         if key not in ENTRY_KEYS:
             allowed = ", ".join(sorted(ENTRY_KEYS))
@@ -111,13 +123,17 @@ def parse_yaml(path: Path, text: str, problems: list[FaqProblem]) -> RawFile:
         line = int(mark.line) + 1 if mark is not None else 1
         problems.append(FaqProblem(path, line, f"invalid YAML: {exc.problem or exc}"))
         return result
+    except yaml.reader.ReaderError as exc:  # e.g. a control character YAML does not allow
+        line = text[: exc.position].count("\n") + 1
+        problems.append(FaqProblem(path, line, f"invalid YAML: {exc.reason} {exc.character!r}"))
+        return result
     if root is None:
         problems.append(FaqProblem(path, 1, "file is empty"))
         return result
     if not isinstance(root, yaml.MappingNode):
         problems.append(FaqProblem(path, _line(root), "top level must be a mapping with 'entries'"))
         return result
-    top = _mapping(root)
+    top = _mapping(root, path, problems)
     for key, (key_node, _) in top.items():
         if key not in TOP_KEYS:
             allowed = ", ".join(sorted(TOP_KEYS))
@@ -130,6 +146,8 @@ def parse_yaml(path: Path, text: str, problems: list[FaqProblem]) -> RawFile:
         if name in top:
             value = _scalar(top[name][1], path, name, problems) or ""
             setattr(result, name, value)
+    if "category" in top:
+        result.category_line = _line(top["category"][1])
     if "metadata" in top:
         meta_node = top["metadata"][1]
         if isinstance(meta_node, yaml.MappingNode):
