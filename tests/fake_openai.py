@@ -1,18 +1,38 @@
 """A real loopback server speaking the OpenAI Chat Completions protocol, scriptable per test.
 
-Used by every LLM test and benchmark instead of mocks (openai 3.x sends requests through httpx2,
-which respx cannot intercept). Streams SSE like the real API: role chunk, content or tool-call
-argument fragments, a finish chunk, an optional usage chunk (`"choices": []`), then `[DONE]`.
+Used by every LLM test and benchmark instead of mocks: openai 3.x sends requests through
+`httpx2`, which respx cannot intercept, so the SDK talks to this server over real TCP on
+127.0.0.1. Streams SSE like the real API (`data: {json}\\n\\n` per chunk): a first chunk with
+`role: assistant`, content pieces (one word each) or tool-call argument fragments, a chunk with
+`finish_reason`, a usage chunk (`"choices": []`) when `stream_options.include_usage` is set,
+then `data: [DONE]`. Non-streaming requests get a plain `chat.completion` object.
 
     with running() as fake:
         fake.script(tool("faq_sales", question="annual discount?"), text("Yes, 20%."))
-        ...  # point AsyncOpenAI(base_url=fake.base_url) at it; fake.requests holds the bodies
+        client = openai.AsyncOpenAI(base_url=fake.base_url, api_key="k", max_retries=0)
+        ...  # fake.requests / fake.headers record what the SDK sent, in order
 
-A `torn` reply sends a few chunks and then drops the connection without `[DONE]` (the response
-body raises mid-stream, so uvicorn closes the socket); the SDK then raises `openai.APIError`
-/ a transport error while iterating, or ends the stream early without a finish reason.
+Scripted replies are served FIFO; when the queue is empty the `responder` (by default
+`auto_responder`, a deterministic "plausible model") decides.
 
-CLI for manual runs and benchmarks (auto-responder):
+Faults, as the openai 3.x SDK sees them (checked in tests/test_fake_openai.py):
+
+- `error(...)`, `rate_limited()`, `server_error()`: the status code, an OpenAI-shaped JSON error
+  body and the given headers. 429 -> `openai.RateLimitError`, 500 -> `openai.InternalServerError`
+  (`exc.response.headers["retry-after"]` is visible). `x-should-retry` is never sent.
+- `hang(seconds)`: nothing is sent for `seconds` (then a 504); a shorter client timeout raises
+  `openai.APITimeoutError`. The server keeps serving other requests meanwhile and stops waiting
+  as soon as the client disconnects.
+- `torn(text, after)`: the role chunk and `after` content chunks are sent, then the connection is
+  dropped (the body generator raises, so uvicorn closes the socket without the terminating
+  HTTP chunk; no `finish_reason`, no `[DONE]`). The SDK first yields the chunks it got, then
+  raises `openai.APIConnectionError("Connection error.")` whose `__cause__` is
+  `httpx2.RemoteProtocolError("peer closed connection without sending complete message body
+  (incomplete chunked read)")`. A non-streaming torn reply sends half a JSON body and is cut
+  the same way: `openai.APIConnectionError` from `create()`.
+- `empty_choices()`: a 200 whose chunks (or completion) carry `"choices": []`.
+
+CLI for manual runs and benchmarks (auto-responder, loopback only, one log line per request):
     python -m tests.fake_openai --port 8011 --first-token-ms 300 --tokens-per-second 40
 """
 
@@ -23,6 +43,7 @@ import asyncio
 import contextlib
 import ipaddress
 import json
+import logging
 import re
 import socket
 import threading
@@ -39,6 +60,25 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+__all__ = [
+    "REFUSAL",
+    "FakeOpenAI",
+    "Reply",
+    "auto_responder",
+    "bad_args",
+    "empty_choices",
+    "error",
+    "hang",
+    "rate_limited",
+    "running",
+    "server_error",
+    "text",
+    "tool",
+    "tools",
+    "torn",
+    "unknown_tool",
+]
+
 REFUSAL = (
     "I don't have that information in my FAQ database. Please contact support for more details."
 )
@@ -47,7 +87,16 @@ Kind = Literal["text", "tool_calls", "error", "hang", "torn", "empty_choices"]
 
 @dataclass
 class Reply:
-    """One scripted response."""
+    """One scripted response.
+
+    `text` is the content for `text` and `torn` replies; `tool_calls` holds
+    `(function name, raw arguments string)` pairs (the string is sent verbatim, so it may be
+    invalid JSON). `status`, `headers` and `error_body` shape `error` replies (`headers` are
+    also sent on every other reply). `first_token_delay` (seconds) and `tokens_per_second`
+    override the server's pacing; `usage` overrides the `(prompt, completion)` token counts;
+    `torn_after` is the number of content chunks sent before a torn stream is cut;
+    `hang_seconds` is how long a `hang` reply stays silent.
+    """
 
     kind: Kind
     text: str = ""
@@ -63,57 +112,85 @@ class Reply:
 
 
 def text(content: str, **kw: Any) -> Reply:
+    """A text answer, streamed one word per chunk. `kw` sets other `Reply` fields."""
     return Reply("text", text=content, **kw)
 
 
 def tool(name: str, usage: tuple[int, int] | None = None, **arguments: Any) -> Reply:
+    """One tool call to `name` with `arguments` JSON-encoded (streamed in ~4 fragments)."""
     return Reply("tool_calls", tool_calls=[(name, json.dumps(arguments))], usage=usage)
 
 
 def tools(calls: list[tuple[str, dict[str, Any] | str]], **kw: Any) -> Reply:
+    """Several tool calls (index 0, 1, ...); a `str` argument is sent verbatim."""
     raw = [(n, a if isinstance(a, str) else json.dumps(a)) for n, a in calls]
     return Reply("tool_calls", tool_calls=raw, **kw)
 
 
-def bad_args(name: str = "faq_sales", raw: str = '{"question": "unterminated') -> Reply:
-    return Reply("tool_calls", tool_calls=[(name, raw)])
+def bad_args(name: str = "faq_sales", raw: str = "{not json", **kw: Any) -> Reply:
+    """A tool call whose arguments are not valid JSON (sent verbatim)."""
+    return Reply("tool_calls", tool_calls=[(name, raw)], **kw)
 
 
-def unknown_tool(name: str = "faq_nope") -> Reply:
-    return Reply("tool_calls", tool_calls=[(name, json.dumps({"question": "x"}))])
+def unknown_tool(name: str = "faq_nope", **kw: Any) -> Reply:
+    """A tool call to a function the request did not offer."""
+    return Reply("tool_calls", tool_calls=[(name, json.dumps({"question": "x"}))], **kw)
 
 
-def error(status: int, message: str = "error", retry_after: float | None = None) -> Reply:
-    headers = {"retry-after": str(retry_after)} if retry_after is not None else {}
-    kind = {401: "invalid_request_error", 429: "rate_limit_exceeded"}.get(status, "server_error")
-    body = {"error": {"message": message, "type": kind, "code": kind, "param": None}}
-    return Reply("error", status=status, headers=headers, error_body=body)
+_ERROR_TYPES: dict[int, tuple[str, str | None]] = {
+    400: ("invalid_request_error", None),
+    401: ("invalid_request_error", "invalid_api_key"),
+    403: ("permission_denied", None),
+    404: ("invalid_request_error", "model_not_found"),
+    429: ("requests", "rate_limit_exceeded"),
+}
+
+
+def error(
+    status: int,
+    retry_after: float | None = None,
+    message: str = "error",
+    headers: dict[str, str] | None = None,
+) -> Reply:
+    """An HTTP error with an OpenAI-shaped body `{"error": {"message", "type", "code"}}`."""
+    kind, code = _ERROR_TYPES.get(status, ("server_error", None))
+    all_headers = dict(headers or {})
+    if retry_after is not None:
+        whole = float(retry_after).is_integer()
+        all_headers["retry-after"] = str(int(retry_after)) if whole else str(retry_after)
+    body = {"error": {"message": message, "type": kind, "param": None, "code": code}}
+    return Reply("error", status=status, headers=all_headers, error_body=body)
 
 
 def rate_limited(retry_after: float = 1) -> Reply:
-    return error(429, "Rate limit reached", retry_after=retry_after)
+    """A 429 with a `Retry-After` header (-> `openai.RateLimitError`)."""
+    return error(429, retry_after=retry_after, message="Rate limit reached for requests")
 
 
 def server_error() -> Reply:
-    return error(500, "The server had an error while processing your request.")
+    """A 500 (-> `openai.InternalServerError`)."""
+    return error(500, message="The server had an error while processing your request.")
 
 
 def hang(seconds: float = 30.0) -> Reply:
+    """Send nothing for `seconds` (then a 504), so the client's timeout fires."""
     return Reply("hang", hang_seconds=seconds)
 
 
 def torn(content: str, after: int = 3) -> Reply:
+    """Stream the role chunk and `after` words of `content`, then drop the connection."""
     return Reply("torn", text=content, torn_after=after)
 
 
 def empty_choices() -> Reply:
+    """A 200 whose chunks (or completion) have `"choices": []`."""
     return Reply("empty_choices")
 
 
+# --- the auto-responder -------------------------------------------------------------------
+
 _WORD = re.compile(r"[a-z0-9]{3,}")
-_ANSWER = re.compile(r"^A: (.*?)(?:\n\s*\n|\Z)", re.S | re.M)
-
-
+_ANSWER = re.compile(r"^A: (.*?)(?:\n[ \t]*\n|\Z)", re.S | re.M)
 _STOP = set(
     "the and for you your are can what how does with that this from have our any not which who "
     "when where why will there about into was were has its their them they use used questions "
@@ -121,35 +198,55 @@ _STOP = set(
 )
 
 
-def _words(text: str) -> set[str]:
-    return set(_WORD.findall(text.lower())) - _STOP
+def _words(content: str) -> set[str]:
+    return set(_WORD.findall(content.lower())) - _STOP
+
+
+def _content(message: dict[str, Any]) -> str:
+    """A message's text, also for the list-of-parts content form."""
+    content = message.get("content")
+    if isinstance(content, list):
+        return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+    return str(content or "")
 
 
 def auto_responder(body: dict[str, Any]) -> Reply:
-    """A deterministic 'plausible model' for manual runs and benchmarks."""
-    messages = body.get("messages", [])
+    """A deterministic "plausible model" for manual runs and benchmarks.
+
+    With `tools`: the tool whose name + description shares the most words (lowercase, 3+
+    letters, minus function words) with the last two user messages is called with
+    `{"question": <last user message>}`; no overlap at all -> the text "NONE".
+    Without tools: the first `A: ...` block in any message (up to a blank line, whitespace
+    normalised) is the answer; none -> the standard `REFUSAL`.
+    """
+    messages = [m for m in body.get("messages", []) if isinstance(m, dict)]
     if body.get("tools"):
-        users = [m.get("content") or "" for m in messages if m.get("role") == "user"]
+        users = [_content(m) for m in messages if m.get("role") == "user"]
         last = users[-1] if users else ""
         words = _words(" ".join(users[-2:]))
         best, best_score = None, 0
         for t in body["tools"]:
             fn = t.get("function", {})
-            score = len(words & _words(fn.get("description", "") + " " + fn.get("name", "")))
+            name = str(fn.get("name", ""))
+            score = len(words & _words(f"{fn.get('description', '')} {name.replace('_', ' ')}"))
             if score > best_score:
-                best, best_score = fn.get("name"), score
+                best, best_score = name, score
         if best is None:
             return text("NONE")
         return Reply("tool_calls", tool_calls=[(best, json.dumps({"question": last}))])
     for m in messages:
-        found = _ANSWER.search(m.get("content") or "")
+        found = _ANSWER.search(_content(m))
         if found:
             return text(" ".join(found.group(1).split()))
     return text(REFUSAL)
 
 
+# --- the server ---------------------------------------------------------------------------
+
+
 def _pieces(content: str) -> list[str]:
-    return re.findall(r"\s*\S+", content) or [content]
+    """One chunk per word, each with its leading whitespace."""
+    return re.findall(r"\s*\S+\s*$|\s*\S+", content) or [content]
 
 
 def _fragments(raw: str, n: int = 4) -> list[str]:
@@ -158,16 +255,40 @@ def _fragments(raw: str, n: int = 4) -> list[str]:
 
 
 def _estimate_prompt_tokens(body: dict[str, Any]) -> int:
-    words = sum(len(str(m.get("content") or "").split()) for m in body.get("messages", []))
-    return round(words * 1.3) + 8 * len(body.get("tools", []))
+    words = sum(len(_content(m).split()) for m in body.get("messages", []) if isinstance(m, dict))
+    return round(words * 1.3) + 8 * len(body.get("tools") or [])
 
 
 class _Torn(Exception):
-    """Raised inside the SSE body to make uvicorn drop the connection."""
+    """Raised inside a response body to make uvicorn drop the connection."""
+
+
+class _QuietTorn(logging.Filter):
+    """Hide uvicorn's 'Exception in ASGI application' traceback for deliberate cuts."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        while exc is not None:
+            if isinstance(exc, _Torn):
+                return False
+            if isinstance(exc, BaseExceptionGroup) and exc.subgroup(_Torn) is not None:
+                return False
+            exc = exc.__cause__ or exc.__context__
+        return True
+
+
+_QUIET = _QuietTorn()
+RequestHook = Callable[[dict[str, Any], Reply], None]
 
 
 class FakeOpenAI:
-    """Scriptable fake; a thread-backed uvicorn server on 127.0.0.1 (ephemeral port by default)."""
+    """Scriptable fake; a thread-backed uvicorn server on 127.0.0.1 (ephemeral port by default).
+
+    `first_token_delay` (seconds before the first chunk) and `tokens_per_second` (pause between
+    chunks) are the default pacing, overridable per `Reply` and mutable between runs.
+    `requests` and `headers` record, in order, the JSON body and the (lower-cased) headers of
+    every `/v1/chat/completions` call. `on_request(body, reply)` is called for each one.
+    """
 
     def __init__(
         self,
@@ -187,11 +308,11 @@ class FakeOpenAI:
         self.port = port
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
+        self.on_request: RequestHook | None = None
         self._queue: deque[Reply] = deque()
         self._lock = threading.Lock()
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
-        self.on_request: Callable[[dict[str, Any]], None] | None = None
         self.app = Starlette(
             routes=[
                 Route("/v1/chat/completions", self._chat, methods=["POST"]),
@@ -201,13 +322,23 @@ class FakeOpenAI:
 
     @property
     def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}/v1"
+        """`http://127.0.0.1:<port>/v1`, for `AsyncOpenAI(base_url=...)`."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}/v1"
+
+    @property
+    def pending(self) -> int:
+        """Scripted replies not served yet."""
+        with self._lock:
+            return len(self._queue)
 
     def script(self, *replies: Reply) -> None:
+        """Queue replies, served FIFO before the responder is consulted again."""
         with self._lock:
             self._queue.extend(replies)
 
     def reset(self) -> None:
+        """Clear the script and the records."""
         with self._lock:
             self._queue.clear()
             self.requests.clear()
@@ -219,37 +350,74 @@ class FakeOpenAI:
                 return self._queue.popleft()
         return self.responder(body)
 
+    # --- handlers ---------------------------------------------------------------------
+
     async def _models(self, request: Request) -> Response:
-        return JSONResponse({"object": "list", "data": [{"id": self.model, "object": "model"}]})
+        model = {"id": self.model, "object": "model", "created": 0, "owned_by": "faqbot-tests"}
+        return JSONResponse({"object": "list", "data": [model]})
 
     async def _chat(self, request: Request) -> Response:
-        body = await request.json()
+        try:
+            body = json.loads(await request.body())
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            err = {"message": "invalid JSON body", "type": "invalid_request_error", "code": None}
+            return JSONResponse({"error": err}, status_code=400)
+        reply = self._next(body)
         with self._lock:
             self.requests.append(body)
             self.headers.append({k.lower(): v for k, v in request.headers.items()})
         if self.on_request is not None:
-            self.on_request(body)
-        reply = self._next(body)
+            self.on_request(body, reply)
         if reply.kind == "hang":
-            await asyncio.sleep(reply.hang_seconds)
-            return JSONResponse({"error": {"message": "hung"}}, status_code=504)
+            await self._hang(request, reply.hang_seconds)
+            err = {"message": "fake hang ended", "type": "server_error", "code": None}
+            return JSONResponse({"error": err}, status_code=504, headers=reply.headers)
         if reply.kind == "error":
             return JSONResponse(reply.error_body, status_code=reply.status, headers=reply.headers)
         usage = self._usage(body, reply)
-        if not body.get("stream"):
-            return JSONResponse(self._completion(body, reply, usage))
-        return StreamingResponse(
-            self._sse(body, reply, usage),
-            media_type="text/event-stream",
-            headers={"cache-control": "no-cache"},
-        )
+        if body.get("stream"):
+            return StreamingResponse(
+                self._sse(body, reply, usage),
+                media_type="text/event-stream",
+                headers={"cache-control": "no-cache", **reply.headers},
+            )
+        completion = self._completion(reply, usage)
+        if reply.kind == "torn":
+            return StreamingResponse(
+                self._cut_json(completion, self._delay(reply)),
+                media_type="application/json",
+                headers=reply.headers,
+            )
+        await asyncio.sleep(self._delay(reply))
+        return JSONResponse(completion, headers=reply.headers)
+
+    @staticmethod
+    async def _hang(request: Request, seconds: float) -> None:
+        """Sleep, but stop early once the client has gone (keeps stop() fast)."""
+        deadline = asyncio.get_running_loop().time() + seconds
+        while (left := deadline - asyncio.get_running_loop().time()) > 0:
+            if await request.is_disconnected():
+                return
+            await asyncio.sleep(min(0.05, left))
+
+    def _delay(self, reply: Reply) -> float:
+        delay = reply.first_token_delay
+        return self.first_token_delay if delay is None else delay
+
+    def _gap(self, reply: Reply) -> float:
+        tps = reply.tokens_per_second
+        tps = self.tokens_per_second if tps is None else tps
+        return 1.0 / tps if tps else 0.0
 
     def _usage(self, body: dict[str, Any], reply: Reply) -> dict[str, int]:
         if reply.usage is not None:
             prompt, completion = reply.usage
         else:
             prompt = _estimate_prompt_tokens(body)
-            completion = len(_pieces(reply.text)) + sum(len(a) // 4 for _, a in reply.tool_calls)
+            completion = len(_pieces(reply.text)) if reply.text else 0
+            completion += sum(max(1, len(n + a) // 4) for n, a in reply.tool_calls)
         return {
             "prompt_tokens": prompt,
             "completion_tokens": completion,
@@ -262,6 +430,7 @@ class FakeOpenAI:
             "object": "chat.completion.chunk",
             "created": int(time.time()),
             "model": self.model,
+            "system_fingerprint": "fp_fake",
             "choices": choices,
             **extra,
         }
@@ -270,57 +439,65 @@ class FakeOpenAI:
     async def _sse(
         self, body: dict[str, Any], reply: Reply, usage: dict[str, int]
     ) -> AsyncIterator[str]:
-        cid = f"chatcmpl-{uuid.uuid4().hex[:12]}"
-        delay = reply.first_token_delay
-        delay = self.first_token_delay if delay is None else delay
-        tps = reply.tokens_per_second or self.tokens_per_second
-        gap = 1.0 / tps if tps else 0.0
-        if delay:
+        cid = f"chatcmpl-{uuid.uuid4().hex}"
+        want_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        extra: dict[str, Any] = {"usage": None} if want_usage else {}
+        gap = self._gap(reply)
+
+        def choice(delta: dict[str, Any], finish: str | None = None) -> list[dict[str, Any]]:
+            return [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]
+
+        if delay := self._delay(reply):
             await asyncio.sleep(delay)
         if reply.kind == "empty_choices":
-            yield self._chunk(cid, [])
-            yield "data: [DONE]\n\n"
-            return
-        yield self._chunk(
-            cid, [{"index": 0, "delta": {"role": "assistant"}, "finish_reason": None}]
-        )
-        if reply.kind == "tool_calls":
-            for i, (name, raw) in enumerate(reply.tool_calls):
-                head = {
-                    "index": i,
-                    "id": f"call_{i + 1}",
-                    "type": "function",
-                    "function": {"name": name, "arguments": ""},
-                }
-                delta: dict[str, Any] = {"tool_calls": [head]}
-                yield self._chunk(cid, [{"index": 0, "delta": delta, "finish_reason": None}])
-                for frag in _fragments(raw):
-                    delta = {"tool_calls": [{"index": i, "function": {"arguments": frag}}]}
-                    yield self._chunk(cid, [{"index": 0, "delta": delta, "finish_reason": None}])
-                    if gap:
-                        await asyncio.sleep(gap)
-            finish = "tool_calls"
+            yield self._chunk(cid, [], **extra)
         else:
-            pieces = _pieces(reply.text)
-            for n, piece in enumerate(pieces):
-                if reply.kind == "torn" and n >= reply.torn_after:
+            if reply.kind == "tool_calls":
+                finish = "tool_calls"
+                for i, (name, raw) in enumerate(reply.tool_calls):
+                    head = {
+                        "index": i,
+                        "id": f"call_{i + 1}",
+                        "type": "function",
+                        "function": {"name": name, "arguments": ""},
+                    }
+                    delta: dict[str, Any] = {"tool_calls": [head]}
+                    if i == 0:
+                        delta = {"role": "assistant", "content": None, **delta}
+                    yield self._chunk(cid, choice(delta), **extra)
+                    for frag in _fragments(raw):
+                        if gap:
+                            await asyncio.sleep(gap)
+                        delta = {"tool_calls": [{"index": i, "function": {"arguments": frag}}]}
+                        yield self._chunk(cid, choice(delta), **extra)
+            else:
+                finish = "stop"
+                yield self._chunk(cid, choice({"role": "assistant", "content": ""}), **extra)
+                for n, piece in enumerate(_pieces(reply.text)):
+                    if reply.kind == "torn" and n >= reply.torn_after:
+                        break
+                    if gap and n:
+                        await asyncio.sleep(gap)
+                    yield self._chunk(cid, choice({"content": piece}), **extra)
+                if reply.kind == "torn":
+                    await asyncio.sleep(0.01)  # let the chunks reach the socket first
                     raise _Torn("stream cut on purpose")
-                delta = {"content": piece}
-                yield self._chunk(cid, [{"index": 0, "delta": delta, "finish_reason": None}])
-                if gap:
-                    await asyncio.sleep(gap)
-            if reply.kind == "torn":
-                raise _Torn("stream cut on purpose")
-            finish = "stop"
-        yield self._chunk(cid, [{"index": 0, "delta": {}, "finish_reason": finish}])
-        if (body.get("stream_options") or {}).get("include_usage"):
+            yield self._chunk(cid, choice({}, finish), **extra)
+        if want_usage:
             yield self._chunk(cid, [], usage=usage)
         yield "data: [DONE]\n\n"
 
-    def _completion(
-        self, body: dict[str, Any], reply: Reply, usage: dict[str, int]
-    ) -> dict[str, Any]:
-        message: dict[str, Any] = {"role": "assistant", "content": None}
+    @staticmethod
+    async def _cut_json(completion: dict[str, Any], delay: float) -> AsyncIterator[str]:
+        if delay:
+            await asyncio.sleep(delay)
+        raw = json.dumps(completion)
+        yield raw[: len(raw) // 2]
+        await asyncio.sleep(0.01)
+        raise _Torn("body cut on purpose")
+
+    def _completion(self, reply: Reply, usage: dict[str, int]) -> dict[str, Any]:
+        message: dict[str, Any] = {"role": "assistant", "content": None, "refusal": None}
         finish = "stop"
         if reply.kind == "tool_calls":
             message["tool_calls"] = [
@@ -333,40 +510,65 @@ class FakeOpenAI:
         choices = (
             []
             if reply.kind == "empty_choices"
-            else [{"index": 0, "message": message, "finish_reason": finish}]
+            else [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}]
         )
         return {
-            "id": f"chatcmpl-{uuid.uuid4().hex[:12]}",
+            "id": f"chatcmpl-{uuid.uuid4().hex}",
             "object": "chat.completion",
             "created": int(time.time()),
             "model": self.model,
+            "system_fingerprint": "fp_fake",
             "choices": choices,
             "usage": usage,
         }
 
+    # --- lifecycle ----------------------------------------------------------------------
+
     def start(self) -> FakeOpenAI:
-        if self.port == 0:
-            with socket.socket() as s:
-                s.bind((self.host, 0))
-                self.port = s.getsockname()[1]
+        """Bind, serve in a daemon thread, and return once connections are accepted."""
+        if self._thread is not None and self._thread.is_alive():
+            return self
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((self.host, self.port))
+        except OSError:
+            sock.close()
+            raise
+        self.port = sock.getsockname()[1]
         config = uvicorn.Config(
-            self.app, host=self.host, port=self.port, log_level="warning", lifespan="off"
+            self.app,
+            log_config=None,  # leave the process's logging configuration alone
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=1,
         )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        logging.getLogger("uvicorn.error").addFilter(_QUIET)
+        server = uvicorn.Server(config)
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.run, kwargs={"sockets": [sock]}, name="fake-openai", daemon=True
+        )
         self._thread.start()
         deadline = time.monotonic() + 10
-        while not self._server.started:
+        while not server.started:
             if time.monotonic() > deadline or not self._thread.is_alive():
+                server.should_exit = True
+                sock.close()
                 raise RuntimeError("fake OpenAI server did not start")
-            time.sleep(0.01)
+            time.sleep(0.005)
         return self
 
     def stop(self) -> None:
+        """Ask uvicorn to exit and wait for its thread (in-flight requests get ~1 s)."""
         if self._server is not None:
             self._server.should_exit = True
         if self._thread is not None:
             self._thread.join(timeout=10)
+        self._server = None
+        self._thread = None
 
     def __enter__(self) -> FakeOpenAI:
         return self.start()
@@ -377,6 +579,7 @@ class FakeOpenAI:
 
 @contextlib.contextmanager
 def running(**kw: Any) -> Iterator[FakeOpenAI]:
+    """A started `FakeOpenAI(**kw)`, stopped on exit."""
     server = FakeOpenAI(**kw).start()
     try:
         yield server
@@ -384,20 +587,38 @@ def running(**kw: Any) -> Iterator[FakeOpenAI]:
         server.stop()
 
 
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def _log_request(body: dict[str, Any], reply: Reply) -> None:
+    what = (
+        "tool_calls " + ",".join(n for n, _ in reply.tool_calls)
+        if reply.kind == "tool_calls"
+        else f"{reply.kind} {reply.text[:60]!r}"
+    )
+    print(
+        f"{time.strftime('%H:%M:%S')} chat.completions model={body.get('model')} "
+        f"stream={bool(body.get('stream'))} messages={len(body.get('messages') or [])} "
+        f"tools={len(body.get('tools') or [])} -> {what}",
+        flush=True,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run the auto-responder server in the foreground until Ctrl-C."""
     parser = argparse.ArgumentParser(description="Loopback fake OpenAI server (auto-responder)")
-    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--host", default="127.0.0.1", help="loopback address only")
     parser.add_argument("--port", type=int, default=8011)
     parser.add_argument("--model", default="fake-model")
     parser.add_argument("--first-token-ms", type=float, default=0.0)
     parser.add_argument("--tokens-per-second", type=float, default=None)
     args = parser.parse_args(argv)
-    try:
-        loopback = ipaddress.ip_address(args.host).is_loopback
-    except ValueError:
-        loopback = args.host == "localhost"
-    if not loopback:
-        parser.error("--host must be a loopback address")
+    if not _is_loopback(args.host):
+        parser.error(f"--host must be a loopback address, not {args.host!r}")
     fake = FakeOpenAI(
         model=args.model,
         first_token_delay=args.first_token_ms / 1000,
@@ -405,16 +626,15 @@ def main(argv: list[str] | None = None) -> int:
         host=args.host,
         port=args.port,
     )
-    fake.on_request = lambda body: print(
-        f"request: {len(body.get('messages', []))} messages, tools={len(body.get('tools', []))}",
-        flush=True,
-    )
+    fake.on_request = _log_request
     fake.start()
     print(f"fake OpenAI server at {fake.base_url} (Ctrl-C to stop)", flush=True)
     try:
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
+        pass
+    finally:
         fake.stop()
     return 0
 
