@@ -1,4 +1,14 @@
-"""Helpers for end-to-end tests: a real `chainlit run` process and a socket.io chat client."""
+"""Helpers for end-to-end tests: a real `chainlit run` process and a socket.io chat client.
+
+    with chainlit_server({"RATE_LIMIT_REQUESTS": "3"}) as url:
+        async with ChatClient(url) as chat:          # one Chainlit session
+            turn = await chat.ask("Do you offer discounts?")
+            turn.router["output"], turn.text, turn.reply
+            follow = await chat.ask("and for annual plans?")   # same session, same history
+
+The client speaks the protocol of Chainlit's web UI (DESIGN.md section 4): auth with a client-made
+session id, `connection_successful`, then `client_message` per question; a turn ends at `task_end`.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +22,7 @@ import tempfile
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +31,8 @@ from typing import Any
 import socketio
 
 ROOT = Path(__file__).resolve().parent.parent
+PROFILE = "FAQ assistant"
+_LOGS: dict[str, Callable[[], str]] = {}  # base URL -> that server's output so far
 
 
 def free_port() -> int:
@@ -29,31 +41,60 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def server_log(url: str, tail: int = 6000) -> str:
+    """The last `tail` characters a running `chainlit_server` printed ("" if unknown)."""
+    read = _LOGS.get(url.rstrip("/"))
+    return read()[-tail:] if read else ""
+
+
+def server_logs_on_failure(request: Any) -> Iterator[None]:
+    """Body of an autouse fixture: after a failed test, print the logs of the servers it used.
+
+    Teardown output is shown under the test's failure, so module-scoped servers' logs appear
+    there too. Use as `yield from server_logs_on_failure(request)`.
+    """
+    failed = request.session.testsfailed
+    yield
+    if request.session.testsfailed > failed:
+        for value in request.node.funcargs.values():
+            if isinstance(value, str) and value.rstrip("/") in _LOGS:
+                print(f"--- chainlit server log ({value}) ---\n{server_log(value)}")
+
+
 @contextlib.contextmanager
 def chainlit_server(env: dict[str, str] | None = None, timeout: float = 60.0) -> Iterator[str]:
-    """Run `chainlit run chainlit_app.py --headless` on a free loopback port; yield its URL."""
+    """Run `chainlit run chainlit_app.py --headless` on a free loopback port; yield its URL.
+
+    The child gets this environment minus every OPENAI_* variable and CI (with CI set,
+    `chainlit run` exports a placeholder OPENAI_API_KEY), plus `env`. Startup fails with the
+    process output if it exits or `/health` does not answer within `timeout` seconds; an
+    exception raised inside the block prints the server output to stderr.
+    """
     port = free_port()
-    # `chainlit run` with CI set exports a fake OPENAI_API_KEY: keep CI out of the child.
     child_env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_") and k != "CI"}
     child_env.update({"LOG_LEVEL": "INFO", "PYTHONUNBUFFERED": "1"})
     child_env.update(env or {})
+    url = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryFile() as log:
+
+        def output() -> str:
+            # pread: the child writes through the same file offset, so never move it.
+            fd = log.fileno()
+            return os.pread(fd, os.fstat(fd).st_size, 0).decode(errors="replace")
+
         proc = subprocess.Popen(
             [sys.executable, "-m", "chainlit", "run", "chainlit_app.py", "--headless",
              "--host", "127.0.0.1", "--port", str(port)],
             cwd=ROOT, env=child_env, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
-        url = f"http://127.0.0.1:{port}"
-
-        def output() -> str:
-            log.seek(0)
-            return log.read().decode(errors="replace")[-6000:]
-
+        _LOGS[url] = output
         try:
             deadline = time.monotonic() + timeout
             while True:
                 if proc.poll() is not None:
-                    raise RuntimeError(f"chainlit exited with {proc.returncode}:\n{output()}")
+                    raise RuntimeError(
+                        f"chainlit exited with {proc.returncode}:\n{output()[-6000:]}"
+                    )
                 # Our own process must say it serves this port (another process could have
                 # taken the port between free_port() and chainlit's bind).
                 if f"Your app is available at http://localhost:{port}" in output():
@@ -64,36 +105,60 @@ def chainlit_server(env: dict[str, str] | None = None, timeout: float = 60.0) ->
                     except OSError:
                         pass
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"chainlit did not start in {timeout} s:\n{output()}")
+                    raise RuntimeError(
+                        f"chainlit did not start in {timeout} s:\n{output()[-6000:]}"
+                    )
                 time.sleep(0.2)
-            yield url
+            try:
+                yield url
+            except BaseException:
+                sys.stderr.write(f"\n--- chainlit server log ({url}) ---\n{output()[-6000:]}\n")
+                raise
         finally:
+            _LOGS.pop(url, None)
             proc.terminate()
             try:
                 proc.wait(10)
             except subprocess.TimeoutExpired:
                 proc.kill()
+                proc.wait(5)
 
 
 @dataclass
 class Turn:
-    """Everything the server sent for one user message."""
+    """Everything the server sent for one user message, in arrival order."""
 
-    steps: list[dict[str, Any]] = field(default_factory=list)
-    tokens: list[str] = field(default_factory=list)
-    messages: list[dict[str, Any]] = field(default_factory=list)
+    steps: list[dict[str, Any]] = field(default_factory=list)  # type "tool" (the Router)
+    tokens: list[str] = field(default_factory=list)  # stream_start's output + stream_token's
+    messages: list[dict[str, Any]] = field(default_factory=list)  # every other step dict
     events: list[str] = field(default_factory=list)
+    elapsed_s: float = 0.0  # client_message sent -> task_end received
 
     @property
     def router(self) -> dict[str, Any] | None:
+        """The Router step as last sent (its output is the route markdown)."""
         found = [s for s in self.steps if s.get("name") == "Router"]
         return found[-1] if found else None
 
     @property
+    def text(self) -> str:
+        """The streamed tokens joined."""
+        return "".join(self.tokens)
+
+    @property
+    def replies(self) -> list[dict[str, Any]]:
+        return [m for m in self.messages if m.get("type") == "assistant_message"]
+
+    @property
     def reply(self) -> str:
-        """The last assistant message's final content."""
-        replies = [m for m in self.messages if m.get("type") == "assistant_message"]
+        """The last assistant message's final content (answer, notice, Sources, meta line)."""
+        replies = self.replies
         return str(replies[-1].get("output", "")) if replies else ""
+
+    @property
+    def errors(self) -> list[str]:
+        """Chainlit's own error messages (an exception escaped the app's handler)."""
+        return [str(m.get("output")) for m in self.messages if m.get("isError")]
 
 
 class ChatClient:
@@ -103,15 +168,13 @@ class ChatClient:
         self.url = url
         self.client_type = client_type
         self.session_id = str(uuid.uuid4())
-        self.sio = socketio.AsyncClient()
-        self._turn: Turn | None = None
+        self.sio = socketio.AsyncClient(reconnection=False)
+        self._turn = Turn()
         self._done = asyncio.Event()
         self.sio.on("*", self._on_event)
 
     async def _on_event(self, event: str, data: Any = None) -> None:
         turn = self._turn
-        if turn is None:
-            return
         turn.events.append(event)
         if event in ("new_message", "update_message") and isinstance(data, dict):
             if data.get("type") == "tool":
@@ -122,8 +185,17 @@ class ChatClient:
             turn.tokens.append(str(data.get("output", "")))
         elif event == "stream_token" and isinstance(data, dict):
             turn.tokens.append(str(data.get("token", "")))
-        elif event == "task_end":
-            self._done.set()
+        elif event == "task_end" and "task_start" in turn.events:
+            self._done.set()  # (connection_successful sends a bare task_end first)
+
+    async def _wait_task_end(self, wait_s: float, what: str) -> None:
+        try:
+            await asyncio.wait_for(self._done.wait(), wait_s)
+        except TimeoutError:
+            raise AssertionError(
+                f"no task_end within {wait_s} s after {what}; events so far: {self._turn.events}"
+                f"\n--- server log ---\n{server_log(self.url)}"
+            ) from None
 
     async def __aenter__(self) -> ChatClient:
         await self.sio.connect(
@@ -135,19 +207,23 @@ class ChatClient:
                 "clientType": self.client_type,
                 "threadId": "",
                 "userEnv": "{}",
-                "chatProfile": "FAQ assistant",
+                "chatProfile": PROFILE,
             },
+            wait_timeout=10,
         )
         self._turn = Turn()
         self._done.clear()
+        # The server answers connection_successful with a bare task_end, then runs
+        # on_chat_start as a task (task_start, its run step, task_end): wait for that end.
         await self.sio.emit("connection_successful")
-        await asyncio.sleep(0.5)
+        await self._wait_task_end(10, "connection_successful (on_chat_start)")
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.sio.disconnect()
 
     async def ask(self, question: str, wait_s: float = 20.0) -> Turn:
+        """Send one user message; collect everything until the server's task_end."""
         self._turn = Turn()
         self._done.clear()
         message = {
@@ -158,6 +234,8 @@ class ChatClient:
             "output": question,
             "createdAt": datetime.now(UTC).isoformat(),
         }
+        started = time.monotonic()
         await self.sio.emit("client_message", {"message": message, "fileReferences": []})
-        await asyncio.wait_for(self._done.wait(), wait_s)
+        await self._wait_task_end(wait_s, f"asking {question[:60]!r}")
+        self._turn.elapsed_s = time.monotonic() - started
         return self._turn

@@ -6,7 +6,6 @@ import dataclasses
 from pathlib import Path
 
 import pytest
-import yaml
 
 from faqbot.domain import KnowledgeBase
 from faqbot.errors import FaqFormatError, FaqProblem, KnowledgeError
