@@ -43,6 +43,8 @@ class KnowledgeBase:
 
     categories: Mapping[str, Category]
     version: str
+    entries: tuple[FaqEntry, ...] = ()
+    by_id: Mapping[str, FaqEntry] = field(default_factory=lambda: MappingProxyType({}))
 
     @classmethod
     def build(cls, categories: list[Category]) -> KnowledgeBase:
@@ -54,23 +56,19 @@ class KnowledgeBase:
                 for part in (e.id, e.question, e.answer, *e.alternate_questions, *e.keywords):
                     digest.update(part.encode())
                     digest.update(b"\x00")
+        entries = tuple(e for c in ordered for e in c.entries)
         return cls(
             categories=MappingProxyType({c.name: c for c in ordered}),
             version=digest.hexdigest()[:12],
+            entries=entries,
+            by_id=MappingProxyType({e.id: e for e in reversed(entries)}),  # first id wins
         )
-
-    @property
-    def entries(self) -> tuple[FaqEntry, ...]:
-        return tuple(e for c in self.categories.values() for e in c.entries)
 
     def __iter__(self) -> Iterator[FaqEntry]:
         return iter(self.entries)
 
     def entry(self, entry_id: str) -> FaqEntry:
-        for e in self.entries:
-            if e.id == entry_id:
-                return e
-        raise KeyError(entry_id)
+        return self.by_id[entry_id]
 
     def counts(self) -> dict[str, int]:
         return {name: len(cat.entries) for name, cat in self.categories.items()}
