@@ -94,7 +94,9 @@ class FaqBot:
         settings = self.settings
         retriever = Retriever(kb.entries)
         offline = OfflineEngine(
-            retriever, threshold=settings.confidence_threshold, top_k=settings.retrieval_top_k
+            retriever,
+            threshold=0.25 if settings.confidence_threshold is None else settings.confidence_threshold,
+            top_k=settings.retrieval_top_k,
         )
         router = answerer = None
         if self.model is not None:

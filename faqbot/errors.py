@@ -12,6 +12,7 @@ FaqBotError                 base; `user_message` is safe to show, `code` is stab
     ├── LLMAuthError        the provider rejected the credentials (operator must act)
     ├── LLMUnavailableError 5xx, connection error, or the circuit breaker is open
     └── LLMProtocolError    torn stream, malformed tool call, empty choices
+EmbeddingError (a FaqBotError) the embedder failed; retrieval continues lexical-only
 """
 
 from __future__ import annotations
@@ -114,3 +115,10 @@ class LLMUnavailableError(LLMError):
 
 class LLMProtocolError(LLMError):
     code = "LLM_PROTOCOL"
+
+
+class EmbeddingError(FaqBotError):
+    """The embedder failed (endpoint down, bad response, model missing): retrieval goes on
+    lexical-only; users never see this."""
+
+    code = "EMBEDDING_ERROR"

@@ -1,6 +1,9 @@
 """Typed events of one answer. Every face (Chainlit, HTTP, CLI) renders this same stream:
 
-    RouteDecided -> [Fallback] -> Token* -> Sources -> [Refused] -> Done
+    RouteDecided -> [Fallback] -> Token* -> Sources -> [Suggestions] -> [Refused] -> Done
+
+Outcome of a turn: `answered` (an entry, or the LLM's grounded answer), `suggested` (retrieval is
+unsure: "Did you mean:" with the 2-3 best entries, no answer given) or `refused` (not covered).
 
 `Done` carries the whole TurnResult, so non-streaming callers can just wait for it.
 """
@@ -12,6 +15,7 @@ from typing import Literal
 
 Mode = Literal["llm", "offline"]
 Via = Literal["llm", "retrieval", "cache"]
+Outcome = Literal["answered", "suggested", "refused"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +79,17 @@ class Sources:
 
 
 @dataclass(frozen=True, slots=True)
+class Suggestions:
+    """Retrieval was unsure: the entries the user may have meant (best first); no answer given.
+
+    A face shows them as choices (Chainlit action buttons, `suggestions` in the API); choosing one
+    shows that entry's answer.
+    """
+
+    sources: tuple[Source, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Refused:
     """The FAQ does not cover the question; the streamed answer is the refusal text."""
 
@@ -98,6 +113,13 @@ class TurnResult:
     cached: bool = False
     usage: Usage = field(default_factory=Usage)
     elapsed_s: float = 0.0
+    suggestions: tuple[Source, ...] = ()
+
+    @property
+    def outcome(self) -> Outcome:
+        if self.suggestions:
+            return "suggested"
+        return "refused" if self.refused else "answered"
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,4 +127,4 @@ class Done:
     result: TurnResult
 
 
-Event = RouteDecided | Token | Fallback | Sources | Refused | Done
+Event = RouteDecided | Token | Fallback | Sources | Suggestions | Refused | Done
