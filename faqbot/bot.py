@@ -29,6 +29,7 @@ from faqbot.events import (
     RouteDecided,
     Source,
     Sources,
+    Suggestions,
     Token,
     TurnResult,
     Usage,
@@ -36,8 +37,9 @@ from faqbot.events import (
 from faqbot.llm.protocol import ChatModel
 from faqbot.logs import get_logger
 from faqbot.metrics import observe_turn
-from faqbot.offline import OfflineEngine, source_of
+from faqbot.offline import OfflineEngine, source_of, suggestion_text
 from faqbot.retrieval import Retriever
+from faqbot.retrieval.confidence import LEXICAL_ZONES, Zones
 from faqbot.router import LLMRouter
 from faqbot.validation import clean_question
 
@@ -63,6 +65,15 @@ class _Deadline:
             return await asyncio.wait_for(awaitable, remaining)
         except TimeoutError:
             raise LLMTimeoutError("LLM time budget exhausted") from None
+
+
+def _zones(settings: Settings, default: Zones) -> Zones:
+    """The engine's calibrated zones, with CONFIDENCE_THRESHOLD / SUGGEST_THRESHOLD overrides."""
+    answer = (
+        default.answer if settings.confidence_threshold is None else settings.confidence_threshold
+    )
+    suggest = default.suggest if settings.suggest_threshold is None else settings.suggest_threshold
+    return Zones(answer=answer, suggest=min(suggest, answer))
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +106,7 @@ class FaqBot:
         retriever = Retriever(kb.entries)
         offline = OfflineEngine(
             retriever,
-            threshold=0.25 if settings.confidence_threshold is None else settings.confidence_threshold,
+            zones=_zones(settings, LEXICAL_ZONES),
             top_k=settings.retrieval_top_k,
         )
         router = answerer = None
@@ -275,7 +286,14 @@ class FaqBot:
         yield RouteDecided(decision.category, confidence, decision.query, "retrieval")
         entry = decision.entry
         sources: tuple[Source, ...] = ()
-        if entry is None:
+        suggestions = tuple(source_of(e, confidence) for e in decision.suggestions)
+        if suggestions:
+            text = suggestion_text(decision.suggestions)
+            async for event in parts.offline.stream(text):
+                yield event
+            yield Sources(())
+            yield Suggestions(suggestions)
+        elif entry is None:
             text = self.settings.refusal_text
             async for event in self._refusal(parts):
                 yield event
@@ -287,8 +305,8 @@ class FaqBot:
             yield Sources(sources)
         yield self._done(
             question, text, decision.category, confidence, decision.query, sources,
-            refused=entry is None, mode="offline", usage=Usage(), started=started,
-            fallback=fallback,
+            refused=entry is None and not suggestions, mode="offline", usage=Usage(),
+            started=started, fallback=fallback, suggestions=suggestions,
         )  # fmt: skip
 
     def _done(
@@ -306,6 +324,7 @@ class FaqBot:
         started: float,
         cached: bool = False,
         fallback: Fallback | None = None,
+        suggestions: tuple[Source, ...] = (),
     ) -> Done:
         result = TurnResult(
             question=question,
@@ -321,6 +340,7 @@ class FaqBot:
             cached=cached,
             usage=usage,
             elapsed_s=round(time.perf_counter() - started, 4),
+            suggestions=suggestions,
         )
         log.info(
             "turn",
@@ -328,7 +348,7 @@ class FaqBot:
             model=self.model_name,
             category=category,
             confidence=confidence,
-            refused=refused,
+            outcome=result.outcome,
             fallback=result.fallback_reason,
             cached=cached,
             prompt_tokens=usage.prompt_tokens,

@@ -14,8 +14,11 @@ from dataclasses import dataclass
 from faqbot.domain import ChatTurn, FaqEntry
 from faqbot.events import Event, Source, Sources, Token
 from faqbot.retrieval import Retriever, SearchResult
+from faqbot.retrieval.confidence import Zone, Zones
 
 FOLLOW_UP_MAX_WORDS = 8
+MAX_SUGGESTIONS = 3
+SUGGEST_TEXT = "I'm not sure I understood. Did you mean:"
 _FOLLOW_UP = re.compile(
     r"^\s*(and|but|also|so|then|what about|how about)\b"
     r"|\b(that|it|this|those|these|them|they|ones?)\b",
@@ -35,7 +38,11 @@ class OfflineDecision:
 
     query: str
     result: SearchResult
-    answerable: bool
+    zone: Zone
+
+    @property
+    def answerable(self) -> bool:
+        return self.zone == "answer" and self.result.top is not None
 
     @property
     def entry(self) -> FaqEntry | None:
@@ -43,9 +50,16 @@ class OfflineDecision:
         return top.entry if top and self.answerable else None
 
     @property
+    def suggestions(self) -> tuple[FaqEntry, ...]:
+        """The entries offered as "Did you mean" choices (only in the suggest zone)."""
+        if self.zone != "suggest":
+            return ()
+        return tuple(h.entry for h in self.result.hits[:MAX_SUGGESTIONS])
+
+    @property
     def category(self) -> str | None:
-        entry = self.entry
-        return entry.category if entry else None
+        top = self.result.top
+        return top.entry.category if top and self.zone != "refuse" else None
 
 
 class OfflineEngine:
@@ -55,12 +69,12 @@ class OfflineEngine:
         self,
         retriever: Retriever,
         *,
-        threshold: float,
+        zones: Zones,
         top_k: int,
         token_delay: float = 0.0,
     ) -> None:
         self.retriever = retriever
-        self.threshold = threshold
+        self.zones = zones
         self.top_k = top_k
         self.token_delay = token_delay
 
@@ -90,8 +104,8 @@ class OfflineEngine:
         )
 
     def _decide(self, query: str, category: str | None) -> OfflineDecision:
-        result = self.retriever.search(query, k=self.top_k, category=category)
-        return OfflineDecision(query, result, result.confidence >= self.threshold)
+        result = self.retriever.search(query, k=max(self.top_k, MAX_SUGGESTIONS), category=category)
+        return OfflineDecision(query, result, self.zones.zone(result.confidence))
 
     async def stream(self, text: str) -> AsyncIterator[Event]:
         """Stream text in word-sized Token events."""
@@ -109,3 +123,8 @@ def source_of(entry: FaqEntry, score: float) -> Source:
 
 def sources_event(entries: Sequence[tuple[FaqEntry, float]]) -> Sources:
     return Sources(tuple(source_of(e, s) for e, s in entries))
+
+
+def suggestion_text(entries: Sequence[FaqEntry]) -> str:
+    """The plain-text form of a suggestion turn (faces may render the entries as buttons)."""
+    return SUGGEST_TEXT + "\n" + "\n".join(f"- {e.question}" for e in entries)

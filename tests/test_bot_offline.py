@@ -106,12 +106,24 @@ async def test_refusal_text_is_configurable(make_settings: Any) -> None:
     assert result.answer == "Not in the FAQ, sorry."
 
 
-async def test_threshold_controls_refusal(make_settings: Any) -> None:
-    strict = build_bot(make_settings(confidence_threshold=1.0))
-    lenient = build_bot(make_settings(confidence_threshold=0.0))
+async def test_thresholds_choose_answer_suggest_or_refuse(make_settings: Any) -> None:
     q = "discount pricing for pdf"
-    assert (await collect(strict.answer(q))).refused
-    assert not (await collect(lenient.answer(q))).refused
+    strict = build_bot(make_settings(confidence_threshold=1.0, suggest_threshold=1.0))
+    unsure = build_bot(make_settings(confidence_threshold=1.0, suggest_threshold=0.0))
+    lenient = build_bot(make_settings(confidence_threshold=0.0))
+    refused = await collect(strict.answer(q))
+    assert refused.refused
+    assert refused.outcome == "refused"
+    assert not refused.suggestions
+    suggested = await collect(unsure.answer(q))
+    assert suggested.outcome == "suggested"
+    assert not suggested.refused
+    assert 2 <= len(suggested.suggestions) <= 3
+    assert not suggested.sources  # nothing was answered
+    assert all(s.question in suggested.answer for s in suggested.suggestions)
+    answered = await collect(lenient.answer(q))
+    assert answered.outcome == "answered"
+    assert answered.sources
 
 
 async def test_done_is_always_last(bot: FaqBot) -> None:

