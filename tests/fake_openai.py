@@ -1,4 +1,4 @@
-"""A real loopback server speaking the OpenAI Chat Completions protocol, scriptable per test.
+"""A real loopback server speaking the OpenAI Chat Completions and Embeddings protocols.
 
 Used by every LLM test and benchmark instead of mocks: openai 3.x sends requests through
 `httpx2`, which respx cannot intercept, so the SDK talks to this server over real TCP on
@@ -32,6 +32,18 @@ Faults, as the openai 3.x SDK sees them (checked in tests/test_fake_openai.py):
   the same way: `openai.APIConnectionError` from `create()`.
 - `empty_choices()`: a 200 whose chunks (or completion) carry `"choices": []`.
 
+Embeddings (`POST /v1/embeddings`): the real response shape `{"object": "list", "data": [{"object":
+"embedding", "index": i, "embedding": [...]}], "model", "usage"}`; `input` is a string, a list of
+strings or token arrays; `encoding_format` "float" (the API's default when absent) or "base64"
+(little-endian float32, as the real API; the openai SDK sends "base64" whenever the caller does not
+choose a format, and decodes it itself); `dimensions` overrides `embedding_dim`. Vectors come from
+`fake_embedding` (a hashed bag of words, unit length: texts sharing words are similar). Invalid
+requests get the real API's 400s (empty string input, empty list, more than 2048 inputs, no
+model). Embedding calls have their own script (`script_embeddings`, FIFO, then normal vectors)
+and records (`embedding_requests`, `embedding_headers`), so they never consume chat replies.
+`error(...)`, `rate_limited()`, `server_error()`, `hang(...)` and `torn(...)` (half a JSON body,
+then the connection is cut) work there too, plus `bad_embeddings(fault)` for malformed 200s.
+
 CLI for manual runs and benchmarks (auto-responder, loopback only, one log line per request):
     python -m tests.fake_openai --port 8011 --first-token-ms 300 --tokens-per-second 40
 """
@@ -40,7 +52,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
+import hashlib
 import ipaddress
 import json
 import logging
@@ -48,12 +62,14 @@ import re
 import socket
 import threading
 import time
+import unicodedata
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import numpy as np
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -66,8 +82,11 @@ __all__ = [
     "Reply",
     "auto_responder",
     "bad_args",
+    "bad_embeddings",
+    "embeddings",
     "empty_choices",
     "error",
+    "fake_embedding",
     "hang",
     "rate_limited",
     "running",
@@ -82,7 +101,18 @@ __all__ = [
 REFUSAL = (
     "I don't have that information in my FAQ database. Please contact support for more details."
 )
-Kind = Literal["text", "tool_calls", "error", "hang", "torn", "empty_choices"]
+Kind = Literal["text", "tool_calls", "error", "hang", "torn", "empty_choices", "embeddings"]
+EmbeddingFault = Literal[
+    "reversed",
+    "count",
+    "missing_data",
+    "empty_data",
+    "ragged",
+    "nan",
+    "not_json",
+    "html",
+    "bad_index",
+]
 
 
 @dataclass
@@ -95,7 +125,8 @@ class Reply:
     also sent on every other reply). `first_token_delay` (seconds) and `tokens_per_second`
     override the server's pacing; `usage` overrides the `(prompt, completion)` token counts;
     `torn_after` is the number of content chunks sent before a torn stream is cut;
-    `hang_seconds` is how long a `hang` reply stays silent.
+    `hang_seconds` is how long a `hang` reply stays silent. `embedding_fault` bends an
+    `embeddings` reply (see `bad_embeddings`).
     """
 
     kind: Kind
@@ -109,6 +140,7 @@ class Reply:
     usage: tuple[int, int] | None = None
     torn_after: int = 3
     hang_seconds: float = 30.0
+    embedding_fault: EmbeddingFault | None = None
 
 
 def text(content: str, **kw: Any) -> Reply:
@@ -185,6 +217,80 @@ def torn(content: str, after: int = 3) -> Reply:
 def empty_choices() -> Reply:
     """A 200 whose chunks (or completion) have `"choices": []`."""
     return Reply("empty_choices")
+
+
+def embeddings(**kw: Any) -> Reply:
+    """Normal vectors for an embeddings call (`kw` sets e.g. `headers`, `first_token_delay`)."""
+    return Reply("embeddings", **kw)
+
+
+def bad_embeddings(fault: EmbeddingFault, **kw: Any) -> Reply:
+    """A 200 embeddings response that a careful client must reject (or, for "reversed", sort).
+
+    reversed: items in reverse order (indexes intact, a legal response); count: one vector too
+    few (one too many for a single input); missing_data: no `data` key; empty_data: `data: []`;
+    ragged: the last vector is one component short; nan: the first component of the first vector
+    is NaN; not_json: an `application/json` body that is not JSON (the SDK raises a bare
+    `json.JSONDecodeError`); html: a `text/html` page, as from a proxy (the SDK returns it as a
+    plain `str`, no exception); bad_index: the last item's index is out of range.
+    """
+    return Reply("embeddings", embedding_fault=fault, **kw)
+
+
+_EMBED_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+
+
+def fake_embedding(text: str, dim: int) -> list[float]:
+    """The fake's deterministic unit vector for `text`: each word adds +-1 at 4 hashed positions.
+
+    A small constant component keeps word-less texts non-zero. Values are float32-exact, so the
+    "float" and "base64" encodings decode to identical vectors.
+    """
+    v = np.zeros(dim, dtype=np.float64)
+    v[0] = 0.05
+    for word in _EMBED_WORD.findall(unicodedata.normalize("NFKC", text).lower()):
+        digest = hashlib.blake2b(word.encode(), digest_size=16).digest()
+        for i in range(0, 16, 4):
+            position = int.from_bytes(digest[i : i + 3], "little") % dim
+            v[position] += 1.0 if digest[i + 3] & 1 else -1.0
+    unit: list[float] = (v / np.linalg.norm(v)).astype(np.float32).tolist()
+    return unit
+
+
+def _embedding_inputs(body: dict[str, Any]) -> list[str] | str:
+    """The texts of an embeddings request (token arrays become "t<id>" words), or a 400 reason."""
+    raw = body.get("input")
+    if not isinstance(body.get("model"), str) or not body["model"]:
+        return "you must provide a model parameter"
+    if isinstance(raw, str):
+        raw = [raw]
+    elif isinstance(raw, list) and raw and all(isinstance(t, int) for t in raw):
+        raw = [raw]  # one token array
+    if not isinstance(raw, list) or not raw:
+        return "'$.input' is invalid. Please check the API reference."
+    if len(raw) > 2048:
+        return "'$.input' is invalid: at most 2048 inputs per request."
+    texts: list[str] = []
+    for item in raw:
+        if isinstance(item, list) and item and all(isinstance(t, int) for t in item):
+            texts.append(" ".join(f"t{t}" for t in item))
+        elif isinstance(item, str) and item:
+            texts.append(item)
+        else:
+            return "'$.input' is invalid. Please check the API reference."
+    fmt = body.get("encoding_format")
+    if fmt is not None and fmt not in ("float", "base64"):
+        return f"Invalid value for 'encoding_format': {fmt!r}."
+    dims = body.get("dimensions")
+    if dims is not None and (not isinstance(dims, int) or isinstance(dims, bool) or dims < 1):
+        return "Invalid value for 'dimensions'."
+    return texts
+
+
+def _encode_vector(vector: list[float], fmt: str) -> list[float] | str:
+    if fmt == "base64":
+        return base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode("ascii")
+    return vector
 
 
 # --- the auto-responder -------------------------------------------------------------------
@@ -288,6 +394,9 @@ class FakeOpenAI:
     chunks) are the default pacing, overridable per `Reply` and mutable between runs.
     `requests` and `headers` record, in order, the JSON body and the (lower-cased) headers of
     every `/v1/chat/completions` call. `on_request(body, reply)` is called for each one.
+    `/v1/embeddings` calls are recorded apart, in `embedding_requests` and `embedding_headers`
+    (hook: `on_embedding_request`); their vectors have `embedding_dim` components by default
+    and are sent after `embedding_delay` seconds (a reply's `first_token_delay` overrides it).
     """
 
     def __init__(
@@ -297,10 +406,14 @@ class FakeOpenAI:
         first_token_delay: float = 0.0,
         tokens_per_second: float | None = None,
         responder: Callable[[dict[str, Any]], Reply] | None = None,
+        embedding_dim: int = 64,
+        embedding_delay: float = 0.0,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
         self.model = model
+        self.embedding_dim = embedding_dim
+        self.embedding_delay = embedding_delay
         self.first_token_delay = first_token_delay
         self.tokens_per_second = tokens_per_second
         self.responder = responder or auto_responder
@@ -309,7 +422,11 @@ class FakeOpenAI:
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self.on_request: RequestHook | None = None
+        self.embedding_requests: list[dict[str, Any]] = []
+        self.embedding_headers: list[dict[str, str]] = []
+        self.on_embedding_request: RequestHook | None = None
         self._queue: deque[Reply] = deque()
+        self._embedding_queue: deque[Reply] = deque()
         self._lock = threading.Lock()
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -317,6 +434,7 @@ class FakeOpenAI:
             routes=[
                 Route("/v1/chat/completions", self._chat, methods=["POST"]),
                 Route("/v1/models", self._models, methods=["GET"]),
+                Route("/v1/embeddings", self._embeddings, methods=["POST"]),
             ]
         )
 
@@ -332,17 +450,31 @@ class FakeOpenAI:
         with self._lock:
             return len(self._queue)
 
+    @property
+    def pending_embeddings(self) -> int:
+        """Scripted embedding replies not served yet."""
+        with self._lock:
+            return len(self._embedding_queue)
+
     def script(self, *replies: Reply) -> None:
         """Queue replies, served FIFO before the responder is consulted again."""
         with self._lock:
             self._queue.extend(replies)
 
+    def script_embeddings(self, *replies: Reply) -> None:
+        """Queue replies for `/v1/embeddings` calls, served FIFO before normal vectors again."""
+        with self._lock:
+            self._embedding_queue.extend(replies)
+
     def reset(self) -> None:
-        """Clear the script and the records."""
+        """Clear the scripts and the records."""
         with self._lock:
             self._queue.clear()
+            self._embedding_queue.clear()
             self.requests.clear()
             self.headers.clear()
+            self.embedding_requests.clear()
+            self.embedding_headers.clear()
 
     def _next(self, body: dict[str, Any]) -> Reply:
         with self._lock:
@@ -392,6 +524,79 @@ class FakeOpenAI:
             )
         await asyncio.sleep(self._delay(reply))
         return JSONResponse(completion, headers=reply.headers)
+
+    async def _embeddings(self, request: Request) -> Response:
+        try:
+            body = json.loads(await request.body())
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            err = {"message": "invalid JSON body", "type": "invalid_request_error", "code": None}
+            return JSONResponse({"error": err}, status_code=400)
+        with self._lock:
+            reply = self._embedding_queue.popleft() if self._embedding_queue else embeddings()
+            self.embedding_requests.append(body)
+            self.embedding_headers.append({k.lower(): v for k, v in request.headers.items()})
+        if self.on_embedding_request is not None:
+            self.on_embedding_request(body, reply)
+        if reply.kind == "hang":
+            await self._hang(request, reply.hang_seconds)
+            err = {"message": "fake hang ended", "type": "server_error", "code": None}
+            return JSONResponse({"error": err}, status_code=504, headers=reply.headers)
+        if reply.kind == "error":
+            return JSONResponse(reply.error_body, status_code=reply.status, headers=reply.headers)
+        if reply.kind not in ("embeddings", "torn"):
+            err = {"message": f"fake: a {reply.kind!r} reply was scripted for /v1/embeddings"}
+            return JSONResponse({"error": {**err, "type": "server_error"}}, status_code=500)
+        texts = _embedding_inputs(body)
+        if isinstance(texts, str):
+            err = {"message": texts, "type": "invalid_request_error", "param": None, "code": None}
+            return JSONResponse({"error": err}, status_code=400, headers=reply.headers)
+        result = self._embedding_result(body, texts, reply.embedding_fault)
+        delay = self.embedding_delay if reply.first_token_delay is None else reply.first_token_delay
+        if reply.kind == "torn":
+            return StreamingResponse(
+                self._cut_json(result, delay), media_type="application/json", headers=reply.headers
+            )
+        await asyncio.sleep(delay)
+        if reply.embedding_fault in ("not_json", "html"):
+            media = "text/html" if reply.embedding_fault == "html" else "application/json"
+            return Response("<html>upstream error</html>", media_type=media)
+        # json.dumps, not JSONResponse: the "nan" fault needs a NaN literal (allow_nan)
+        return Response(json.dumps(result), media_type="application/json", headers=reply.headers)
+
+    def _embedding_result(
+        self, body: dict[str, Any], texts: list[str], fault: EmbeddingFault | None
+    ) -> dict[str, Any]:
+        fmt = body.get("encoding_format") or "float"
+        dim = body.get("dimensions") or self.embedding_dim
+        vectors = [fake_embedding(t, dim) for t in texts]
+        if fault == "ragged":
+            vectors[-1] = vectors[-1][:-1]
+        elif fault == "nan":
+            vectors[0][0] = float("nan")
+        items = [
+            {"object": "embedding", "index": i, "embedding": _encode_vector(v, fmt)}
+            for i, v in enumerate(vectors)
+        ]
+        if fault == "reversed":
+            items.reverse()
+        elif fault == "count":
+            items = items[:-1] if len(items) > 1 else [*items, {**items[0], "index": 1}]
+        elif fault == "empty_data":
+            items = []
+        elif fault == "bad_index":
+            items[-1]["index"] = len(items)
+        tokens = sum(max(1, round(len(t.split()) * 1.3)) for t in texts)
+        result: dict[str, Any] = {
+            "object": "list",
+            "data": items,
+            "model": body["model"],
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
+        if fault == "missing_data":
+            del result["data"]
+        return result
 
     @staticmethod
     async def _hang(request: Request, seconds: float) -> None:
@@ -608,6 +813,17 @@ def _log_request(body: dict[str, Any], reply: Reply) -> None:
     )
 
 
+def _log_embedding_request(body: dict[str, Any], reply: Reply) -> None:
+    raw = body.get("input")
+    count = len(raw) if isinstance(raw, list) and not all(isinstance(t, int) for t in raw) else 1
+    what = reply.embedding_fault or reply.kind
+    print(
+        f"{time.strftime('%H:%M:%S')} embeddings model={body.get('model')} inputs={count} "
+        f"encoding={body.get('encoding_format') or 'float'} -> {what}",
+        flush=True,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the auto-responder server in the foreground until Ctrl-C."""
     parser = argparse.ArgumentParser(description="Loopback fake OpenAI server (auto-responder)")
@@ -616,6 +832,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="fake-model")
     parser.add_argument("--first-token-ms", type=float, default=0.0)
     parser.add_argument("--tokens-per-second", type=float, default=None)
+    parser.add_argument("--embedding-dim", type=int, default=64)
     args = parser.parse_args(argv)
     if not _is_loopback(args.host):
         parser.error(f"--host must be a loopback address, not {args.host!r}")
@@ -623,10 +840,12 @@ def main(argv: list[str] | None = None) -> int:
         model=args.model,
         first_token_delay=args.first_token_ms / 1000,
         tokens_per_second=args.tokens_per_second,
+        embedding_dim=args.embedding_dim,
         host=args.host,
         port=args.port,
     )
     fake.on_request = _log_request
+    fake.on_embedding_request = _log_embedding_request
     fake.start()
     print(f"fake OpenAI server at {fake.base_url} (Ctrl-C to stop)", flush=True)
     try:

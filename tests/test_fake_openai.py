@@ -351,6 +351,76 @@ async def test_stop_is_prompt_with_a_request_in_flight() -> None:
     assert not thread.is_alive()
 
 
+# --- embeddings ---------------------------------------------------------------------------
+
+
+async def test_embeddings_sdk_default_asks_for_base64_and_decodes_it(
+    fake_openai: fo.FakeOpenAI, client: openai.AsyncOpenAI
+) -> None:
+    texts = ["annual discount", "raw data retention"]
+    decoded = await client.embeddings.create(model="text-embedding-3-small", input=texts)
+    assert fake_openai.embedding_requests[0]["encoding_format"] == "base64"  # SDK's choice
+    assert [d.embedding for d in decoded.data] == [fo.fake_embedding(t, 64) for t in texts]
+    raw = await client.embeddings.create(model="m", input=texts, encoding_format="base64")
+    assert isinstance(raw.data[0].embedding, str)  # an explicit format is left undecoded
+    floats = await client.embeddings.create(model="m", input=texts, encoding_format="float")
+    assert floats.object == "list"
+    assert floats.model == "m"
+    assert [(d.object, d.index) for d in floats.data] == [("embedding", 0), ("embedding", 1)]
+    assert [d.embedding for d in floats.data] == [d.embedding for d in decoded.data]
+    assert floats.usage.prompt_tokens == floats.usage.total_tokens == 3 + 4  # words * 1.3
+    assert fake_openai.requests == []
+
+
+async def test_embeddings_inputs_dimensions_and_records(
+    fake_openai: fo.FakeOpenAI, client: openai.AsyncOpenAI
+) -> None:
+    single = await client.embeddings.create(model="m", input="hello", encoding_format="float")
+    assert single.data[0].embedding == fo.fake_embedding("hello", 64)
+    tokens = await client.embeddings.create(model="m", input=[[1, 2], [3]], dimensions=8)
+    assert [len(d.embedding) for d in tokens.data] == [8, 8]
+    assert tokens.data[0].embedding == fo.fake_embedding("t1 t2", 8)
+    unit = sum(x * x for x in fo.fake_embedding("", 16)) ** 0.5
+    assert abs(unit - 1.0) < 1e-6  # word-less texts are still unit vectors
+    assert len(fake_openai.embedding_requests) == len(fake_openai.embedding_headers) == 2
+    assert fake_openai.embedding_headers[0]["authorization"] == "Bearer test-key"
+    fake_openai.script_embeddings(fo.server_error())
+    fake_openai.reset()
+    assert (fake_openai.embedding_requests, fake_openai.pending_embeddings) == ([], 0)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"model": "m", "input": ""},
+        {"model": "m", "input": ["ok", ""]},
+        {"model": "m", "input": []},
+        {"model": "m", "input": ["x"] * 2049},
+        {"input": ["x"]},
+        {"model": "m", "input": ["x"], "encoding_format": "int8"},
+        {"model": "m", "input": ["x"], "dimensions": 0},
+    ],
+)
+async def test_embeddings_reject_what_the_real_api_rejects(
+    client: openai.AsyncOpenAI, body: dict[str, Any]
+) -> None:
+    with pytest.raises(openai.BadRequestError):
+        await client.post("/embeddings", cast_to=object, body=body)
+
+
+async def test_embeddings_have_their_own_script(
+    fake_openai: fo.FakeOpenAI, client: openai.AsyncOpenAI
+) -> None:
+    fake_openai.script(fo.text("chat only"))
+    fake_openai.script_embeddings(fo.rate_limited(retry_after=2), fo.text("misplaced"))
+    with pytest.raises(openai.RateLimitError):
+        await client.embeddings.create(model="m", input="x")
+    with pytest.raises(openai.InternalServerError, match="'text' reply was scripted"):
+        await client.embeddings.create(model="m", input="x")
+    assert (fake_openai.pending, fake_openai.pending_embeddings) == (1, 0)
+    assert content_of(await stream_chunks(client)) == "chat only"
+
+
 # --- auto-responder -----------------------------------------------------------------------
 
 
