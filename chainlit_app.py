@@ -6,19 +6,29 @@ Run: `chainlit run chainlit_app.py` (offline by default; set OPENAI_API_KEY for 
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 import chainlit as cl
 import structlog
 
 from faqbot.config import get_settings
+from faqbot.contact import support_contact
 from faqbot.domain import ChatTurn
 from faqbot.errors import FaqBotError, InputError, RateLimitedError
-from faqbot.events import Done, Fallback, RouteDecided, Sources, Token, TurnResult
+from faqbot.events import Done, Fallback, RouteDecided, Token, TurnResult
 from faqbot.logs import configure_logging, get_logger
 from faqbot.ratelimit import RateLimiter
 from faqbot.reload import BotHolder, watch_knowledge
-from faqbot.render import footer_markdown, route_markdown, welcome_markdown
+from faqbot.render import (
+    GONE,
+    chosen_markdown,
+    message_markdown,
+    route_markdown,
+    unavailable_text,
+    watermark,
+    welcome_markdown,
+)
 
 settings = get_settings()
 configure_logging(settings.log_level, settings.log_format)
@@ -28,10 +38,9 @@ limiter = RateLimiter(settings.rate_limit_requests, settings.rate_limit_window, 
 _background: set[asyncio.Task[None]] = set()
 HISTORY_LIMIT = 20  # turns kept per session (the router sees LLM_HISTORY_TURNS of them)
 PROFILE = "FAQ assistant"
-UNAVAILABLE = (
-    "Sorry, the FAQ is not available right now. An operator has been notified; "
-    "please try again later or contact support."
-)
+SUGGESTION_ACTION = "faq_suggestion"
+SUGGESTION_MESSAGES_KEPT = 5  # suggestion messages per session whose buttons still work
+UNAVAILABLE = unavailable_text(settings.support_contact.strip() or None)
 
 
 def _starters() -> list[cl.Starter]:
@@ -52,7 +61,8 @@ async def chat_profiles(user: cl.User | None = None, language: str | None = None
         cl.ChatProfile(
             name=PROFILE,
             markdown_description=welcome_markdown(holder.bot) if holder.bot else UNAVAILABLE,
-            icon="/public/logo.svg",
+            # No icon: a relative icon URL would be the bot's avatar, blank in the copilot widget
+            # on another site (it resolves against the host page); see .chainlit/config.toml.
             default=True,
             starters=_starters(),
         )
@@ -140,8 +150,6 @@ async def on_message(message: cl.Message) -> None:
                     await answer.update()
             elif isinstance(event, Token):
                 await answer.stream_token(event.text)
-            elif isinstance(event, Sources):
-                pass
             elif isinstance(event, Done):
                 result = event.result
     except InputError as exc:
@@ -160,15 +168,69 @@ async def on_message(message: cl.Message) -> None:
     if result is None:  # pragma: no cover - the stream always ends with Done
         await _finish_broken(answer, "Sorry, no answer was produced. Please try again.")
         return
+    await _finish(answer, result, notice)
+    _remember(history, result.question, result.answer)
+
+
+def _remember(history: list[ChatTurn], question: str, answer: str) -> None:
+    history.extend([ChatTurn("user", question), ChatTurn("assistant", answer)])
+    cl.user_session.set("history", history[-HISTORY_LIMIT:])
+
+
+def _links_base() -> str | None:
+    """Absolute source links in the copilot widget (it runs on another site), relative here."""
+    return _server_origin() if getattr(cl.context.session, "client_type", "") == "copilot" else None
+
+
+async def _finish(answer: cl.Message, result: TurnResult, notice: str | None) -> None:
+    """Replace the streamed text by the final message: text, footer, suggestion buttons."""
     try:
-        links = _server_origin() if brief else None
-        answer.content = result.answer + "\n\n" + footer_markdown(result, notice, links)
+        bot = holder.bot
+        contact = support_contact(
+            bot.kb if bot else None, settings.support_contact, result.category
+        )
+        answer.content = message_markdown(result, notice, _links_base(), contact)
     except Exception:  # the answer itself is complete: never lose it over its footer
         log.exception("chat.footer_failed")
         answer.content = result.answer
+    answer.actions = [
+        cl.Action(name=SUGGESTION_ACTION, payload={"entry_id": s.id}, label=s.question)
+        for s in result.suggestions
+    ]
     await answer.send()
-    history.extend([ChatTurn("user", result.question), ChatTurn("assistant", result.answer)])
-    cl.user_session.set("history", history[-HISTORY_LIMIT:])
+    if answer.actions:
+        kept: dict[str, cl.Message] = cl.user_session.get("suggestion_messages") or {}
+        kept[answer.id] = answer
+        while len(kept) > SUGGESTION_MESSAGES_KEPT:
+            kept.pop(next(iter(kept)))
+        cl.user_session.set("suggestion_messages", kept)
+
+
+@cl.action_callback(SUGGESTION_ACTION)
+async def on_suggestion(action: cl.Action) -> None:
+    """The user picked a "Did you mean" entry: show its answer, as if they had asked it."""
+    kept: dict[str, cl.Message] = cl.user_session.get("suggestion_messages") or {}
+    offered = kept.pop(action.forId or "", None)
+    if offered is not None:
+        await offered.remove_actions()  # one choice per suggestion message
+    else:
+        await action.remove()
+    try:
+        await limiter.check(_client_key())
+    except RateLimitedError as exc:
+        await _reply(exc.user_message)
+        return
+    entry_id = str(action.payload.get("entry_id", ""))
+    bot = holder.bot
+    entry = bot.kb.by_id.get(entry_id) if bot is not None else None
+    log.info("suggestion.chosen", entry_id=entry_id, found=entry is not None)
+    if entry is None:
+        await _reply(GONE)
+        return
+    await cl.Message(content=entry.question, author="User", type="user_message").send()
+    await _reply(chosen_markdown(entry, _links_base()))
+    history: list[ChatTurn] = cl.user_session.get("history") or []
+    _remember(history, entry.question, entry.answer)
 
 
 async def _finish_broken(answer: cl.Message, explanation: str) -> None:
@@ -206,4 +268,38 @@ def _mount_http_api() -> None:
     app.add_middleware(SecurityHeadersMiddleware, docs_paths=("/api/docs",))  # outermost
 
 
+def _patch_ui() -> None:
+    """Chainlit's page and texts, made true for faqbot (both run at import, before serving).
+
+    - index.html without links to other hosts (KaTeX CDN stylesheet, Google Fonts preconnects):
+      an air-gapped install makes no outside request (faqbot/airgap.py).
+    - The notice under the chat input (translation key `chat.watermark`, "LLMs can make
+      mistakes") says what the running mode does: `/project/translations` is answered here, ahead
+      of Chainlit's own route, with that key replaced in every language.
+    """
+    import chainlit.server as cl_server
+    from chainlit.config import config as cl_config
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from faqbot.airgap import strip_external_links
+
+    template = cl_server.get_html_template
+    cl_server.get_html_template = lambda root_path: strip_external_links(template(root_path))
+
+    async def translations(request: Request) -> JSONResponse:
+        language = request.query_params.get("language", "en-US")
+        if not re.fullmatch(cl_server._language_pattern, language):
+            language = "en-US"
+        translation = cl_config.load_translation(cl_config.ui.language or language)
+        chat = translation.setdefault("chat", {})
+        chat["watermark"] = watermark(holder.bot.mode if holder.bot else None)
+        return JSONResponse({"translation": translation})
+
+    path = f"{cl_config.run.root_path}/project/translations"
+    cl_server.app.router.routes.insert(0, Route(path, translations, methods=["GET"]))
+
+
 _mount_http_api()
+_patch_ui()

@@ -6,10 +6,12 @@ import argparse
 import asyncio
 import sys
 from pathlib import Path
+from typing import TextIO
 
 from faqbot.config import load_settings
+from faqbot.contact import support_contact
 from faqbot.errors import ConfigError, FaqBotError, FaqFormatError, KnowledgeError
-from faqbot.events import Done, Fallback, RouteDecided, Token
+from faqbot.events import Done, Fallback, RouteDecided, Token, TurnResult
 from faqbot.knowledge import check_dir
 from faqbot.logs import configure_logging
 
@@ -31,10 +33,32 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _write_result(out: TextIO, r: TurnResult, contact: str | None) -> None:
+    """The closing lines of `ask`: outcome, meta, sources, suggestions, contact, usage."""
+    flags = ["fallback"] if r.fallback else []
+    out.write(
+        f"[outcome: {r.outcome} | category: {r.category or 'none'} | "
+        f"confidence: {r.confidence:.2f} | {r.elapsed_s * 1000:.0f} ms"
+        f"{' | ' + ', '.join(flags) if flags else ''}]\n"
+    )
+    for s in r.sources:
+        out.write(f"  source: {s.id} - {s.question}\n")
+    for s in r.suggestions:
+        out.write(f"  did you mean: {s.id} - {s.question}\n")
+    if r.outcome == "refused" and contact:
+        out.write(f"  support contact: {contact}\n")
+    if r.usage.total_tokens:
+        out.write(
+            f"  usage: {r.usage.prompt_tokens} prompt + {r.usage.completion_tokens} "
+            f"completion tokens, ${r.usage.cost_usd:.6f}\n"
+        )
+
+
 async def _ask(question: str) -> int:
     from faqbot.factory import build_bot
 
-    bot = build_bot(load_settings())
+    settings = load_settings()
+    bot = build_bot(settings)
     out = sys.stdout
     out.write(f"[mode: {bot.mode}]\n")
     async for event in bot.answer(question):
@@ -47,20 +71,9 @@ async def _ask(question: str) -> int:
             out.write(event.text)
             out.flush()
         elif isinstance(event, Done):
-            r = event.result
             out.write("\n")
-            flags = [f for f, on in (("refused", r.refused), ("fallback", r.fallback)) if on]
-            out.write(
-                f"[category: {r.category or 'none'} | confidence: {r.confidence:.2f} | "
-                f"{r.elapsed_s * 1000:.0f} ms{' | ' + ', '.join(flags) if flags else ''}]\n"
-            )
-            for s in r.sources:
-                out.write(f"  source: {s.id} - {s.question}\n")
-            if r.usage.total_tokens:
-                out.write(
-                    f"  usage: {r.usage.prompt_tokens} prompt + {r.usage.completion_tokens} "
-                    f"completion tokens, ${r.usage.cost_usd:.6f}\n"
-                )
+            contact = support_contact(bot.kb, settings.support_contact, event.result.category)
+            _write_result(out, event.result, contact)
     return 0
 
 

@@ -16,19 +16,32 @@ import structlog
 from fastapi import FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from faqbot.bot import FaqBot
 from faqbot.config import Settings
+from faqbot.contact import support_contact
 from faqbot.conversations import ConversationStore
+from faqbot.domain import FaqEntry, KnowledgeBase
 from faqbot.errors import FaqBotError, InputError, LLMError, RateLimitedError
-from faqbot.events import Done, Fallback, RouteDecided, Source, Sources, Token, TurnResult
+from faqbot.events import (
+    Done,
+    Fallback,
+    Outcome,
+    RouteDecided,
+    Source,
+    Sources,
+    Suggestions,
+    Token,
+    TurnResult,
+)
 from faqbot.knowledge.ids import ENTRY_ID_PATTERN
 from faqbot.logs import get_logger
 from faqbot.metrics import exposition
+from faqbot.pages import entry_page, wants_html
 from faqbot.ratelimit import RateLimiter
 from faqbot.validation import clean_question
 
@@ -74,7 +87,18 @@ class ChatResponse(BaseModel):
     processing_time: float
     sources: list[SourceOut]
     fallback: bool
-    refused: bool
+    refused: bool = Field(description="Same as outcome == 'refused' (kept for compatibility)")
+    outcome: Outcome = Field(
+        description="answered: `answer` answers the question; suggested: retrieval was unsure, "
+        "`suggestions` lists the entries the user may have meant (fetch one at its `url`); "
+        "refused: the FAQ does not cover the question"
+    )
+    suggestions: list[SourceOut] = Field(
+        default_factory=list, description="With outcome 'suggested': 2-3 entries, best first"
+    )
+    support_contact: str | None = Field(
+        default=None, description="With outcome 'refused': who to ask instead (if configured)"
+    )
     mode: Literal["llm", "offline"]
 
 
@@ -140,7 +164,9 @@ def _source(source: Source, prefix: str) -> SourceOut:
     )
 
 
-def _response(result: TurnResult, conversation_id: str, prefix: str) -> ChatResponse:
+def _response(
+    result: TurnResult, conversation_id: str, prefix: str, contact: str | None = None
+) -> ChatResponse:
     return ChatResponse(
         answer=result.answer,
         category=result.category,
@@ -150,7 +176,28 @@ def _response(result: TurnResult, conversation_id: str, prefix: str) -> ChatResp
         sources=[_source(s, prefix) for s in result.sources],
         fallback=result.fallback,
         refused=result.refused,
+        outcome=result.outcome,
+        suggestions=[_source(s, prefix) for s in result.suggestions],
+        support_contact=contact if result.outcome == "refused" else None,
         mode=result.mode,
+    )
+
+
+def _entry_or_404(kb: KnowledgeBase, entry_id: str) -> FaqEntry:
+    try:
+        return kb.entry(entry_id)
+    except KeyError:
+        raise StarletteHTTPException(404, "FAQ entry not found") from None
+
+
+def _entry_out(e: FaqEntry) -> FaqEntryOut:
+    return FaqEntryOut(
+        id=e.id,
+        category=e.category,
+        question=e.question,
+        answer=e.answer,
+        alternate_questions=list(e.alternate_questions),
+        keywords=list(e.keywords),
     )
 
 
@@ -224,6 +271,9 @@ def create_api(
         expose_headers=["Retry-After"],
         max_age=600,
     )
+
+    def contact_for(bot: FaqBot, result: TurnResult) -> str | None:
+        return support_contact(bot.kb, settings.support_contact, result.category)
 
     def bot_or_503() -> FaqBot:
         bot = get_bot()
@@ -327,7 +377,7 @@ def create_api(
                     result = event.result
         assert result is not None
         conversations.record(conversation_id, result.question, result.answer)
-        return _response(result, conversation_id, prefix)
+        return _response(result, conversation_id, prefix, contact_for(bot, result))
 
     @api.post(
         "/chat/stream",
@@ -335,7 +385,8 @@ def create_api(
         responses={
             **ERRORS,
             200: {
-                "description": "Server-sent events: route, fallback, token*, sources, done | error",
+                "description": "Server-sent events: route, [fallback], token*, sources, "
+                "[suggestions], done | error",
                 "content": {"text/event-stream": {"schema": {"type": "string"}}},
             },
         },
@@ -370,11 +421,14 @@ def create_api(
                     elif isinstance(event, Sources):
                         sources = [_source(s, prefix).model_dump() for s in event.sources]
                         yield _sse("sources", {"sources": sources})
+                    elif isinstance(event, Suggestions):
+                        offered = [_source(s, prefix).model_dump() for s in event.sources]
+                        yield _sse("suggestions", {"suggestions": offered})
                     elif isinstance(event, Done):
-                        conversations.record(
-                            conversation_id, event.result.question, event.result.answer
-                        )
-                        done = _response(event.result, conversation_id, prefix)
+                        result = event.result
+                        conversations.record(conversation_id, result.question, result.answer)
+                        contact = contact_for(bot, result)
+                        done = _response(result, conversation_id, prefix, contact)
                         yield _sse("done", done.model_dump())
             except FaqBotError as exc:
                 yield _sse("error", {"error": exc.user_message, "error_code": exc.code})
@@ -395,6 +449,10 @@ def create_api(
         response_model=FaqEntryOut,
         tags=["faq"],
         responses={
+            200: {
+                "description": "The entry: JSON, or a small HTML page for `Accept: text/html`",
+                "content": {"text/html": {"schema": {"type": "string"}}},
+            },
             404: {"model": ErrorResponse, "description": "Unknown entry"},
             422: ERRORS[422],
             503: ERRORS[503],
@@ -402,21 +460,17 @@ def create_api(
     )
     async def faq_entry(
         entry_id: Annotated[str, Path(pattern=ENTRY_ID_PATTERN, max_length=120)],
-    ) -> FaqEntryOut:
-        """One FAQ entry (answers link their sources here)."""
-        bot = bot_or_503()
-        try:
-            e = bot.kb.entry(entry_id)
-        except KeyError:
-            raise StarletteHTTPException(404, "FAQ entry not found") from None
-        return FaqEntryOut(
-            id=e.id,
-            category=e.category,
-            question=e.question,
-            answer=e.answer,
-            alternate_questions=list(e.alternate_questions),
-            keywords=list(e.keywords),
-        )
+        request: Request,
+        response: Response,
+    ) -> FaqEntryOut | HTMLResponse:
+        """One FAQ entry (answers link their sources here); browsers get an HTML page."""
+        e = _entry_or_404(bot_or_503().kb, entry_id)
+        if wants_html(request.headers.get("accept", "")):
+            back = request.scope.get("app_root_path", "") + "/"
+            page = entry_page(e, app_name=settings.app_name, back=back)
+            return HTMLResponse(page, headers={"Vary": "Accept"})
+        response.headers["Vary"] = "Accept"
+        return _entry_out(e)
 
     @api.get("/metrics", tags=["health"], response_class=Response)
     async def metrics() -> Response:

@@ -10,10 +10,12 @@ The CSP allows no inline script by default. HTML pages (Chainlit's index.html ca
 inline scripts, written at serve time from `public/theme.json` and the transports setting) get
 the SHA-256 hash of each inline script they contain added to `script-src`, computed from the very
 body being sent, so only those exact scripts run. Styles may be inline (React style attributes)
-and the KaTeX stylesheet and its fonts may come from cdn.jsdelivr.net, the Inter font from Google
-Fonts. Nothing may frame any page (`frame-ancestors 'none'`); the copilot widget is a script on
-the host page, not a frame, so embedding still works. The API docs page (Swagger UI) loads its
-script and CSS from cdn.jsdelivr.net and gets that source added.
+or data: URLs (`public/theme.json`'s empty font stylesheet). Nothing is allowed from another host:
+the UI is self-contained (faqbot/airgap.py strips Chainlit's CDN links), so an air-gapped install
+works and a stray outside reference shows up as a CSP violation. Nothing may frame any page
+(`frame-ancestors 'none'`); the copilot widget is a script on the host page, not a frame, so
+embedding still works. Only the API docs page (Swagger UI, a developer tool) loads its script
+and CSS from cdn.jsdelivr.net and gets that source added.
 
 `websocket_origin_check` decides which browser origins may open Chainlit's socket.io connection:
 browsers apply no CORS to websockets, so without it any web page could talk to the bot.
@@ -38,13 +40,8 @@ log = get_logger("faqbot.security")
 POLICY: dict[str, tuple[str, ...]] = {
     "default-src": ("'self'",),
     "script-src": ("'self'",),
-    "style-src": (
-        "'self'",
-        "'unsafe-inline'",
-        "https://fonts.googleapis.com",
-        "https://cdn.jsdelivr.net",
-    ),
-    "font-src": ("'self'", "data:", "https://fonts.gstatic.com", "https://cdn.jsdelivr.net"),
+    "style-src": ("'self'", "'unsafe-inline'", "data:"),
+    "font-src": ("'self'", "data:"),
     "img-src": ("'self'", "data:", "blob:"),
     "connect-src": ("'self'",),
     "media-src": ("'self'", "blob:"),
@@ -57,6 +54,7 @@ POLICY: dict[str, tuple[str, ...]] = {
 # Swagger UI (FastAPI's /docs page) loads its bundle from jsDelivr and its favicon from FastAPI.
 DOCS_SOURCES: dict[str, tuple[str, ...]] = {
     "script-src": ("https://cdn.jsdelivr.net",),
+    "style-src": ("https://cdn.jsdelivr.net",),
     "img-src": ("https://fastapi.tiangolo.com",),
 }
 

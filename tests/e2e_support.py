@@ -132,6 +132,8 @@ class Turn:
     tokens: list[str] = field(default_factory=list)  # stream_start's output + stream_token's
     messages: list[dict[str, Any]] = field(default_factory=list)  # every other step dict
     events: list[str] = field(default_factory=list)
+    actions: list[dict[str, Any]] = field(default_factory=list)  # buttons sent with a message
+    removed_actions: list[dict[str, Any]] = field(default_factory=list)
     elapsed_s: float = 0.0  # client_message sent -> task_end received
 
     @property
@@ -185,6 +187,10 @@ class ChatClient:
             turn.tokens.append(str(data.get("output", "")))
         elif event == "stream_token" and isinstance(data, dict):
             turn.tokens.append(str(data.get("token", "")))
+        elif event == "action" and isinstance(data, dict):
+            turn.actions.append(data)
+        elif event == "remove_action" and isinstance(data, dict):
+            turn.removed_actions.append(data)
         elif event == "task_end" and "task_start" in turn.events:
             self._done.set()  # (connection_successful sends a bare task_end first)
 
@@ -221,6 +227,25 @@ class ChatClient:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.sio.disconnect()
+
+    async def click(self, action: dict[str, Any], wait_s: float = 10.0) -> tuple[Any, Turn]:
+        """Click an action button as the UI does (POST /project/action); collect the replies.
+
+        Returns the HTTP response's JSON and what the server sent until its first assistant
+        message (an action callback runs outside any task: there is no task_end to wait for).
+        """
+        import httpx
+
+        self._turn = Turn()
+        body = {"sessionId": self.session_id, "action": action}
+        async with httpx.AsyncClient(base_url=self.url, timeout=wait_s) as http:
+            resp = await http.post("/project/action", json=body)
+        deadline = time.monotonic() + wait_s
+        while not self._turn.replies and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.2)  # let the events sent just before/after the reply arrive
+        resp.raise_for_status()
+        return resp.json(), self._turn
 
     async def ask(self, question: str, wait_s: float = 20.0) -> Turn:
         """Send one user message; collect everything until the server's task_end."""
