@@ -88,7 +88,7 @@ async def test_router_step_tokens_and_sources(offline_url: str) -> None:
     assert turn.events.index("stream_start") > turn.events.index("new_message")  # step first
     assert turn.text == DISCOUNT
     assert turn.reply.startswith(DISCOUNT)
-    assert f"**Sources:** {QUESTION} `{DISCOUNT_ID}`" in turn.reply
+    assert f"**Sources:** [{QUESTION}](/api/faq/{DISCOUNT_ID})" in turn.reply
     assert re.search(
         r"_sales · confidence \d+% · [\d.]+ s · offline: quoted from the FAQ_$", turn.reply
     )
@@ -103,6 +103,10 @@ async def test_out_of_scope_is_refused(offline_url: str) -> None:
     assert turn.router is not None
     assert "Category: **none**" in turn.router["output"]
     assert "not covered" in turn.reply
+    # Nothing was quoted: the meta line says what happened, and where to turn instead.
+    assert "quoted from the FAQ" not in turn.reply
+    assert "offline: no FAQ entry matches" in turn.reply
+    assert "Need more help? Contact support: support@lablens.example" in turn.reply
 
 
 async def test_offline_follow_up_in_the_same_session(offline_url: str) -> None:
@@ -174,7 +178,7 @@ async def test_llm_follow_up_is_routed_with_history(llm_url: str, fake_openai: A
     assert "Routed by: llm" in first.router["output"]
     assert first.reply.startswith(DISCOUNT)
     assert "quoted from the FAQ" not in first.reply
-    assert f"**Sources:** {QUESTION} `{DISCOUNT_ID}`" in first.reply
+    assert f"**Sources:** [{QUESTION}](/api/faq/{DISCOUNT_ID})" in first.reply
 
     routers = router_calls(fake_openai)
     assert len(routers) == 2
