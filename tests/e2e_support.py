@@ -173,6 +173,7 @@ class ChatClient:
         self.sio = socketio.AsyncClient(reconnection=False)
         self._turn = Turn()
         self._done = asyncio.Event()
+        self._replied = asyncio.Event()  # an assistant message arrived
         self.sio.on("*", self._on_event)
 
     async def _on_event(self, event: str, data: Any = None) -> None:
@@ -183,6 +184,8 @@ class ChatClient:
                 turn.steps.append(data)
             else:
                 turn.messages.append(data)
+                if data.get("type") == "assistant_message":
+                    self._replied.set()
         elif event == "stream_start" and isinstance(data, dict):
             turn.tokens.append(str(data.get("output", "")))
         elif event == "stream_token" and isinstance(data, dict):
@@ -237,12 +240,14 @@ class ChatClient:
         import httpx
 
         self._turn = Turn()
+        self._replied.clear()
         body = {"sessionId": self.session_id, "action": action}
         async with httpx.AsyncClient(base_url=self.url, timeout=wait_s) as http:
             resp = await http.post("/project/action", json=body)
-        deadline = time.monotonic() + wait_s
-        while not self._turn.replies and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+        try:
+            await asyncio.wait_for(self._replied.wait(), wait_s)
+        except TimeoutError:
+            raise AssertionError(f"no reply to the action; events: {self._turn.events}") from None
         await asyncio.sleep(0.2)  # let the events sent just before/after the reply arrive
         resp.raise_for_status()
         return resp.json(), self._turn

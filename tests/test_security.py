@@ -314,3 +314,33 @@ def test_the_chainlit_ui_works_under_its_csp(app_url: str) -> None:
         )
         assert page.evaluate("window.__injected") is None
         assert any(v.startswith("script-src") for v in page.evaluate("window.__csp"))
+
+
+# --- air-gapped: nothing from another host ----------------------------------------------------
+
+
+def test_the_policy_allows_no_other_host_outside_the_api_docs() -> None:
+    from faqbot.security import build_csp
+
+    assert "https:" not in build_csp()
+    assert "//" not in build_csp()
+
+
+def test_chainlits_cdn_links_are_stripped_from_its_index_page() -> None:
+    import importlib.util
+    from pathlib import Path
+
+    from faqbot.airgap import strip_external_links
+
+    spec = importlib.util.find_spec("chainlit")  # locate it without importing (no config load)
+    assert spec is not None
+    assert spec.origin is not None
+    index = Path(spec.origin).parent / "frontend" / "dist" / "index.html"
+    original = index.read_text(encoding="utf-8")
+    assert "cdn.jsdelivr.net" in original  # what Chainlit ships (if not, drop this test)
+    page = strip_external_links(original)
+    for host in ("cdn.jsdelivr.net", "fonts.googleapis.com", "fonts.gstatic.com"):
+        assert host not in page
+    assert '<script type="module" crossorigin src="/assets/' in page  # own files stay
+    assert '<link rel="stylesheet" crossorigin href="/assets/' in page
+    assert strip_external_links('<link rel=preconnect href=//x.example>a') == "a"
