@@ -343,4 +343,4 @@ def test_chainlits_cdn_links_are_stripped_from_its_index_page() -> None:
         assert host not in page
     assert '<script type="module" crossorigin src="/assets/' in page  # own files stay
     assert '<link rel="stylesheet" crossorigin href="/assets/' in page
-    assert strip_external_links('<link rel=preconnect href=//x.example>a') == "a"
+    assert strip_external_links("<link rel=preconnect href=//x.example>a") == "a"
