@@ -76,8 +76,8 @@ async def test_clicking_a_suggestion_answers_it_and_removes_the_buttons(unsure_u
     assert "chosen from the suggestions · quoted from the FAQ" in clicked.reply
     # The chosen question is in the session's history: the follow-up is read with it.
     assert follow.router is not None
-    assert f"Searched the FAQ for: {entry.question} and what about that?" in (
-        follow.router["output"]
+    assert (
+        f"Searched the FAQ for: {entry.question} and what about that?" in (follow.router["output"])
     )
 
 
