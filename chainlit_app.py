@@ -61,8 +61,11 @@ async def chat_profiles(user: cl.User | None = None, language: str | None = None
         cl.ChatProfile(
             name=PROFILE,
             markdown_description=welcome_markdown(holder.bot) if holder.bot else UNAVAILABLE,
-            # No icon: a relative icon URL would be the bot's avatar, blank in the copilot widget
-            # on another site (it resolves against the host page); see .chainlit/config.toml.
+            # Chainlit shows the welcome text only with an icon; a "/public/..." icon is fetched
+            # from this server, also in the widget. (Chainlit would also take it, unresolved, as
+            # the avatar of messages authored by [UI] name: APP_NAME differs, so avatars come
+            # from /avatars/<APP_NAME> on this server; see .chainlit/config.toml.)
+            icon="/public/logo.svg",
             default=True,
             starters=_starters(),
         )
