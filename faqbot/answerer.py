@@ -15,7 +15,7 @@ from faqbot.events import Source, Usage
 from faqbot.knowledge.ids import normalise_question
 from faqbot.llm.protocol import ChatModel
 from faqbot.prompts import answer_system
-from faqbot.retrieval import Retriever
+from faqbot.retrieval.hybrid import HybridRetriever
 
 ATTRIBUTION_SHARE = 0.35
 
@@ -34,7 +34,7 @@ class GroundedAnswerer:
         self,
         model: ChatModel,
         kb: KnowledgeBase,
-        retriever: Retriever,
+        retriever: HybridRetriever,
         *,
         app_name: str,
         refusal: str,

@@ -39,7 +39,10 @@ from faqbot.logs import get_logger
 from faqbot.metrics import observe_turn
 from faqbot.offline import OfflineEngine, source_of, suggestion_text
 from faqbot.retrieval import Retriever
-from faqbot.retrieval.confidence import LEXICAL_ZONES, Zones
+from faqbot.retrieval.confidence import Zones
+from faqbot.retrieval.hybrid import HybridRetriever
+from faqbot.retrieval.indexer import SemanticIndexer
+from faqbot.retrieval.vectors import DenseIndex
 from faqbot.router import LLMRouter
 from faqbot.validation import clean_question
 
@@ -81,7 +84,7 @@ class _Parts:
     """Everything derived from one knowledge base; replaced as a whole on reload."""
 
     kb: KnowledgeBase
-    retriever: Retriever
+    retriever: HybridRetriever
     offline: OfflineEngine
     router: LLMRouter | None
     answerer: GroundedAnswerer | None
@@ -91,22 +94,46 @@ class FaqBot:
     """Answers questions from a KnowledgeBase; offline by retrieval when `model` is None."""
 
     def __init__(
-        self, kb: KnowledgeBase, settings: Settings, *, model: ChatModel | None = None
+        self,
+        kb: KnowledgeBase,
+        settings: Settings,
+        *,
+        model: ChatModel | None = None,
+        semantic: SemanticIndexer | None = None,
     ) -> None:
         self.settings = settings
         self.model = model
+        self.semantic = semantic
         self.breaker = CircuitBreaker(
             settings.circuit_failure_threshold, settings.circuit_reset_seconds
         )
         self.cache = AnswerCache(settings.answer_cache_size, settings.answer_cache_ttl)
         self._parts = self._build(kb)
+        self._encode(kb)
 
-    def _build(self, kb: KnowledgeBase) -> _Parts:
+    def _encode(self, kb: KnowledgeBase) -> None:
+        """Serve lexically now; switch to hybrid when the entry vectors are ready."""
+        if self.semantic is not None:
+            self.semantic.start(kb.entries, kb.version, self._attach_vectors)
+
+    def _attach_vectors(self, version: str, index: DenseIndex) -> None:
+        parts = self._parts
+        if parts.kb.version == version:  # else a newer reload owns the parts
+            self._parts = self._build(parts.kb, index)
+
+    def _build(self, kb: KnowledgeBase, dense: DenseIndex | None = None) -> _Parts:
         settings = self.settings
-        retriever = Retriever(kb.entries)
+        semantic = self.semantic
+        retriever = HybridRetriever(
+            Retriever(kb.entries),
+            dense,
+            semantic.queries if semantic else None,
+            semantic.calibrator if semantic else None,
+            background=semantic.background if semantic else None,
+        )
         offline = OfflineEngine(
             retriever,
-            zones=_zones(settings, LEXICAL_ZONES),
+            zones=_zones(settings, retriever.zones),
             top_k=settings.retrieval_top_k,
         )
         router = answerer = None
@@ -129,15 +156,33 @@ class FaqBot:
         return _Parts(kb, retriever, offline, router, answerer)
 
     def reload(self, kb: KnowledgeBase) -> None:
-        """Swap in a new knowledge base atomically; answers in flight finish on the old one."""
+        """Swap in a new knowledge base atomically; answers in flight finish on the old one.
+
+        The new entries are served lexically until their vectors are encoded (only changed
+        texts are: the rest comes from the vector cache).
+        """
         self._parts = self._build(kb)
+        self._encode(kb)
+
+    def wait_for_vectors(self, timeout: float | None = None) -> bool:
+        """Block until hybrid ranking is on (False without an embedder, or on failure)."""
+        return self.semantic.wait(timeout) if self.semantic is not None else False
+
+    def retrieval_status(self) -> dict[str, object]:
+        """For health: which ranking serves now, and the encoder's progress."""
+        status: dict[str, object] = {"ranking": self._parts.retriever.mode}
+        if self.semantic is None:
+            status["embeddings"] = "off"
+        else:
+            status["embeddings"] = self.semantic.status()
+        return status
 
     @property
     def kb(self) -> KnowledgeBase:
         return self._parts.kb
 
     @property
-    def retriever(self) -> Retriever:
+    def retriever(self) -> HybridRetriever:
         return self._parts.retriever
 
     @property
@@ -281,7 +326,7 @@ class FaqBot:
     ) -> AsyncIterator[Event]:
         if fallback is not None:
             yield fallback
-        decision = parts.offline.decide(question, history)
+        decision = await parts.offline.decide(question, history)
         confidence = decision.result.confidence
         yield RouteDecided(decision.category, confidence, decision.query, "retrieval")
         entry = decision.entry

@@ -6,6 +6,8 @@ from faqbot.bot import FaqBot
 from faqbot.config import Settings
 from faqbot.knowledge import load_knowledge_base
 from faqbot.llm.protocol import ChatModel
+from faqbot.retrieval.factory import build_embedder
+from faqbot.retrieval.indexer import SemanticIndexer
 
 
 def build_model(settings: Settings) -> ChatModel | None:
@@ -30,7 +32,24 @@ def build_model(settings: Settings) -> ChatModel | None:
     )
 
 
-def build_bot(settings: Settings, model: ChatModel | None = None) -> FaqBot:
-    """Load the FAQ folder and wire the bot for the configured mode."""
+def build_semantic(settings: Settings) -> SemanticIndexer | None:
+    """The semantic side (embedder, query cache, vector cache), or None for lexical-only."""
+    embedder = build_embedder(settings)
+    if embedder is None:
+        return None
+    return SemanticIndexer(embedder, settings.data_dir / "vectors")
+
+
+def build_bot(
+    settings: Settings,
+    model: ChatModel | None = None,
+    semantic: SemanticIndexer | None = None,
+) -> FaqBot:
+    """Load the FAQ folder and wire the bot for the configured mode (vectors encode behind)."""
     kb = load_knowledge_base(settings.faq_dir)
-    return FaqBot(kb, settings, model=model if model is not None else build_model(settings))
+    return FaqBot(
+        kb,
+        settings,
+        model=model if model is not None else build_model(settings),
+        semantic=semantic if semantic is not None else build_semantic(settings),
+    )

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 
 from faqbot.domain import ChatTurn, FaqEntry
 from faqbot.events import Event, Source, Sources, Token
-from faqbot.retrieval import Retriever, SearchResult
+from faqbot.retrieval import SearchResult
 from faqbot.retrieval.confidence import Zone, Zones
+from faqbot.retrieval.hybrid import HybridRetriever
 
 FOLLOW_UP_MAX_WORDS = 8
 MAX_SUGGESTIONS = 3
@@ -67,7 +68,7 @@ class OfflineEngine:
 
     def __init__(
         self,
-        retriever: Retriever,
+        retriever: HybridRetriever,
         *,
         zones: Zones,
         top_k: int,
@@ -78,7 +79,7 @@ class OfflineEngine:
         self.top_k = top_k
         self.token_delay = token_delay
 
-    def decide(
+    async def decide(
         self, question: str, history: Sequence[ChatTurn] = (), category: str | None = None
     ) -> OfflineDecision:
         """Retrieve for the question; a follow-up is read together with the last user turn.
@@ -87,10 +88,13 @@ class OfflineEngine:
         word the FAQ has never seen: "and for annual plans?" qualifies, while "what's the weather
         in Paris?" after a pricing question does not.
         """
-        alone = self._decide(question, category)
         previous = next((t.content for t in reversed(history) if t.role == "user"), None)
-        if previous and self._is_follow_up(question):
-            joined = self._decide(f"{previous} {question}", category)
+        follow_up = previous is not None and self._is_follow_up(question)
+        joined_query = f"{previous} {question}"
+        await self.retriever.prepare([question, joined_query] if follow_up else [question])
+        alone = self._decide(question, category)
+        if follow_up:
+            joined = self._decide(joined_query, category)
             if joined.answerable or joined.result.confidence > alone.result.confidence:
                 return joined
         return alone

@@ -16,7 +16,7 @@ from faqbot.events import Usage
 from faqbot.llm.protocol import ChatModel, Message, ToolCall
 from faqbot.logs import get_logger
 from faqbot.prompts import router_system, router_tool, tool_name
-from faqbot.retrieval import Retriever
+from faqbot.retrieval.hybrid import HybridRetriever
 
 log = get_logger("faqbot.router")
 MAX_TURN_CHARS = 1000
@@ -40,7 +40,7 @@ class LLMRouter:
         self,
         model: ChatModel,
         kb: KnowledgeBase,
-        retriever: Retriever,
+        retriever: HybridRetriever,
         *,
         app_name: str,
         history_turns: int,

@@ -144,13 +144,19 @@ def small_faq_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def make_settings(small_faq_dir: Path) -> Any:
-    """Settings factory: offline over the small FAQ unless overridden."""
+def make_settings(small_faq_dir: Path, tmp_path: Path) -> Any:
+    """Settings factory: offline, lexical-only, over the small FAQ unless overridden.
+
+    Hybrid retrieval is tested on its own (tests/test_hybrid*.py), with the test embedder and
+    with the bundled model; here the lexical engine keeps the rest of the suite deterministic.
+    """
     from faqbot.config import load_settings
 
     def make(**overrides: Any) -> Any:
         overrides.setdefault("faq_dir", small_faq_dir)
         overrides.setdefault("openai_api_key", None)
+        overrides.setdefault("embeddings", "off")
+        overrides.setdefault("data_dir", tmp_path / "data")
         return load_settings(**overrides)
 
     return make

@@ -66,13 +66,18 @@ def chainlit_server(env: dict[str, str] | None = None, timeout: float = 60.0) ->
     """Run `chainlit run chainlit_app.py --headless` on a free loopback port; yield its URL.
 
     The child gets this environment minus every OPENAI_* variable and CI (with CI set,
-    `chainlit run` exports a placeholder OPENAI_API_KEY), plus `env`. Startup fails with the
-    process output if it exits or `/health` does not answer within `timeout` seconds; an
-    exception raised inside the block prints the server output to stderr.
+    `chainlit run` exports a placeholder OPENAI_API_KEY), lexical-only retrieval, plus `env`.
+    Startup fails with the process output if it exits or `/health` does not answer within
+    `timeout` seconds; an exception raised inside the block prints the server output to stderr.
     """
     port = free_port()
     child_env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_") and k != "CI"}
-    child_env.update({"LOG_LEVEL": "INFO", "PYTHONUNBUFFERED": "1"})
+    # Lexical-only unless a test asks for the bundled model (EMBEDDINGS=bundled): answers do
+    # not change while vectors encode; the vector cache goes to a throwaway folder.
+    data_dir = tempfile.mkdtemp(prefix="faqbot-e2e-")
+    child_env.update(
+        {"LOG_LEVEL": "INFO", "PYTHONUNBUFFERED": "1", "EMBEDDINGS": "off", "DATA_DIR": data_dir}
+    )
     child_env.update(env or {})
     url = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryFile() as log:

