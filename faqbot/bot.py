@@ -169,12 +169,21 @@ class FaqBot:
         return self.semantic.wait(timeout) if self.semantic is not None else False
 
     def retrieval_status(self) -> dict[str, object]:
-        """For health: which ranking serves now, and the encoder's progress."""
+        """For health: which ranking serves now, the encoder's progress, and why if degraded."""
         status: dict[str, object] = {"ranking": self._parts.retriever.mode}
-        if self.semantic is None:
+        if self.semantic is not None:
+            encoder = self.semantic.status()
+            status["embeddings"] = encoder
+            if encoder["state"] == "error":
+                status["degraded"] = f"embeddings failed, serving lexical: {encoder['error']}"
+        elif self.settings.embeddings == "off":
             status["embeddings"] = "off"
         else:
-            status["embeddings"] = self.semantic.status()
+            status["embeddings"] = "unavailable"
+            status["note"] = (
+                "no embedding model on this platform or endpoint configured: lexical-only "
+                "(English word matching; see README, Languages)"
+            )
         return status
 
     @property
@@ -267,6 +276,7 @@ class FaqBot:
                 (), refused=True, mode="llm", usage=usage, started=started,
             )  # fmt: skip
             return
+        await parts.retriever.prepare([route.standalone_question])  # off the event loop
         grounding = answerer.ground(route.category, route.standalone_question)
         found = parts.retriever.search(route.standalone_question, k=1, category=route.category)
         yield RouteDecided(route.category, found.confidence, route.standalone_question, "llm")

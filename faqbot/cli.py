@@ -59,6 +59,7 @@ async def _ask(question: str) -> int:
 
     settings = load_settings()
     bot = build_bot(settings)
+    bot.wait_for_vectors(timeout=600)  # a one-off question: answer with the full ranking
     out = sys.stdout
     out.write(f"[mode: {bot.mode}]\n")
     async for event in bot.answer(question):

@@ -123,6 +123,10 @@ class HealthResponse(BaseModel):
     circuit_breaker: dict[str, Any]
     cache: dict[str, int]
     llm: dict[str, Any] | None = None
+    retrieval: dict[str, Any] = Field(
+        default_factory=dict,
+        description="ranking now serving (hybrid | lexical) and the embedder's state/progress",
+    )
     uptime_s: float
     timestamp: str
 
@@ -338,7 +342,8 @@ def create_api(
         bot = bot_or_503()
         status: Literal["ok", "degraded"] = "ok"
         llm: dict[str, Any] | None = None
-        if bot.breaker.state != "closed":
+        retrieval = bot.retrieval_status()
+        if bot.breaker.state != "closed" or retrieval.get("degraded"):
             status = "degraded"
         if deep and bot.model is not None:
             t0 = time.perf_counter()
@@ -359,6 +364,7 @@ def create_api(
             circuit_breaker=bot.breaker.snapshot(),
             cache=bot.cache.stats(),
             llm=llm,
+            retrieval=retrieval,
             uptime_s=round(time.monotonic() - started, 1),
             timestamp=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         )
