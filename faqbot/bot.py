@@ -311,6 +311,8 @@ class FaqBot:
             text = "".join(pieces).strip()
             refused = answerer.is_refusal(text)
             sources, confidence = ((), 0.0) if refused else answerer.attribute(grounding, text)
+            if sources and found.top is not None and sources[0].id == found.top.entry.id:
+                confidence = found.confidence  # the same calibrated confidence as offline
             self.cache.put(key, CachedAnswer(text, sources, confidence, refused))
         yield Sources(sources)
         if refused:
