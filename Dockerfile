@@ -10,7 +10,10 @@ WORKDIR /app
 COPY requirements.txt .
 RUN pip install -r requirements.txt
 
-RUN useradd --create-home --uid 10001 faqbot
+RUN useradd --create-home --uid 10001 faqbot \
+ && mkdir -p /data && chown faqbot:faqbot /data
+# Writable state (the entry-vector cache) lives outside the code; mount a volume to keep it.
+ENV DATA_DIR=/data
 COPY --chown=faqbot:faqbot chainlit_app.py chainlit.md ./
 COPY --chown=faqbot:faqbot .chainlit ./.chainlit
 COPY --chown=faqbot:faqbot faqbot ./faqbot
