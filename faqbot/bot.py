@@ -219,6 +219,7 @@ class FaqBot:
         parts = self._parts
         if parts.router is not None and parts.answerer is not None:
             if self.breaker.allow():
+                probe = self.breaker.probing
                 try:
                     async for event in self._llm_turn(parts, question, history, brief, started):
                         yield event
@@ -226,6 +227,10 @@ class FaqBot:
                     return
                 except Exception as exc:
                     fallback = self._on_llm_failure(exc)
+                except BaseException:  # CancelledError, GeneratorExit: the consumer went away
+                    if probe:
+                        self.breaker.release()  # no verdict on the provider; let another probe
+                    raise
             else:
                 fallback = Fallback("circuit_open", FALLBACK_MESSAGE)
                 log.warning("llm.skipped", reason="circuit_open", **self.breaker.snapshot())

@@ -1,7 +1,9 @@
 """A small circuit breaker for the LLM: after N consecutive failures skip it for a cool-down.
 
 States: closed (normal) -> open (skip the LLM until `reset_seconds` pass) -> half_open (let one
-request probe; success closes, failure re-opens). Written here rather than taken from a library
+request probe; success closes, failure re-opens, `release` gives the probe back without a verdict
+when its caller was cancelled, so a Stop button or a closed tab never leaves the breaker waiting
+forever for a probe that will not report). Written here rather than taken from a library
 because the state must be reported by /api/health and the clock injected by tests.
 """
 
@@ -40,6 +42,11 @@ class CircuitBreaker:
     def failures(self) -> int:
         return self._failures
 
+    @property
+    def probing(self) -> bool:
+        """Is the one half-open trial request in flight? (Read right after `allow()`.)"""
+        return self._probing
+
     def allow(self) -> bool:
         """May a request go to the LLM now? In half_open only one probe at a time."""
         state = self.state
@@ -53,6 +60,10 @@ class CircuitBreaker:
     def record_success(self) -> None:
         self._failures = 0
         self._opened_at = None
+        self._probing = False
+
+    def release(self) -> None:
+        """The probe was cancelled: let the next request probe; not a provider failure."""
         self._probing = False
 
     def record_failure(self) -> None:

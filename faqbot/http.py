@@ -127,6 +127,10 @@ class HealthResponse(BaseModel):
         default_factory=dict,
         description="ranking now serving (hybrid | lexical) and the embedder's state/progress",
     )
+    rate_limit: dict[str, Any] = Field(
+        default_factory=dict,
+        description="backend (memory | redis), whether the shared store counts now, and why not",
+    )
     uptime_s: float
     timestamp: str
 
@@ -343,7 +347,8 @@ def create_api(
         status: Literal["ok", "degraded"] = "ok"
         llm: dict[str, Any] | None = None
         retrieval = bot.retrieval_status()
-        if bot.breaker.state != "closed" or retrieval.get("degraded"):
+        rate_limit = await limiter.status()
+        if bot.breaker.state != "closed" or retrieval.get("degraded") or "degraded" in rate_limit:
             status = "degraded"
         if deep and bot.model is not None:
             t0 = time.perf_counter()
@@ -365,6 +370,7 @@ def create_api(
             cache=bot.cache.stats(),
             llm=llm,
             retrieval=retrieval,
+            rate_limit=rate_limit,
             uptime_s=round(time.monotonic() - started, 1),
             timestamp=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         )
