@@ -176,6 +176,8 @@ class FaqBot:
             status["embeddings"] = encoder
             if encoder["state"] == "error":
                 status["degraded"] = f"embeddings failed, serving lexical: {encoder['error']}"
+            elif "query_embedding" in encoder:
+                status["degraded"] = "query embedding failing: questions ranked lexically"
         elif self.settings.embeddings == "off":
             status["embeddings"] = "off"
         else:

@@ -19,6 +19,7 @@ and CSS from cdn.jsdelivr.net and gets that source added.
 
 `websocket_origin_check` decides which browser origins may open Chainlit's socket.io connection:
 browsers apply no CORS to websockets, so without it any web page could talk to the bot.
+`peer_address` gives the client's address for a socket.io connection, decided as for the API.
 """
 
 from __future__ import annotations
@@ -194,3 +195,20 @@ def websocket_origin_check(allowed: Sequence[str]) -> Callable[[str | None, dict
         return bool(netloc) and netloc in {h.strip().lower() for h in hosts if h.strip()}
 
     return check
+
+
+def peer_address(environ: Mapping[str, Any]) -> str | None:
+    """The client's IP address for a socket.io connection (python-engineio's WSGI-like environ).
+
+    Taken from the connection's ASGI scope (`environ["asgi.scope"]["client"]`), never from
+    `REMOTE_ADDR`: python-engineio's ASGI driver always sets that to 127.0.0.1. The scope's client
+    is what the HTTP API sees as `request.client` too: uvicorn's ProxyHeadersMiddleware (on under
+    `chainlit run`) has replaced it by the `X-Forwarded-For` client only when the direct peer is
+    a trusted proxy (FORWARDED_ALLOW_IPS, loopback by default); from any other peer the header is
+    ignored. None when the server does not know the peer (e.g. a Unix socket).
+    """
+    scope = environ.get("asgi.scope")
+    client = scope.get("client") if isinstance(scope, Mapping) else None
+    if isinstance(client, list | tuple) and client and isinstance(client[0], str) and client[0]:
+        return client[0]
+    return None

@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 import os
 import threading
-import zipfile
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -442,32 +441,14 @@ CORRUPTIONS = [
     pytest.param(
         _zero_length,
         id="zero-length",
-        marks=pytest.mark.xfail(
-            strict=True,
-            raises=EOFError,
-            reason="BUG faqbot/retrieval/vectors.py VectorCache._load catches only "
-            "(OSError, ValueError, KeyError); np.load of an empty file raises EOFError",
-        ),
     ),
     pytest.param(
         _truncated,
         id="truncated",
-        marks=pytest.mark.xfail(
-            strict=True,
-            raises=zipfile.BadZipFile,
-            reason="BUG faqbot/retrieval/vectors.py VectorCache._load: a torn .npz raises "
-            "zipfile.BadZipFile, which is not caught",
-        ),
     ),
     pytest.param(
         _foreign_npy,
         id="npy-not-npz",
-        marks=pytest.mark.xfail(
-            strict=True,
-            raises=TypeError,
-            reason="BUG faqbot/retrieval/vectors.py VectorCache._load: for a plain .npy np.load "
-            "returns an ndarray, and `with` on it raises TypeError",
-        ),
     ),
 ]
 
@@ -666,13 +647,6 @@ class ScriptedEmbedder(HashEmbedder):
         return super().embed(texts, kind=kind)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG faqbot/retrieval/indexer.py SemanticIndexer._encode/_progress write to "
-    "self._status, which start() has already replaced for the newer version: a superseded run "
-    "that fails marks the NEW version 'error' (health: degraded, wait() returns False early) "
-    "and its error message stays after the new version is ready",
-)
 async def test_a_superseded_encoding_that_fails_does_not_mark_the_new_version_failed(
     make_settings: Any, small_faq_dir: Path
 ) -> None:

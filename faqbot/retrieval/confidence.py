@@ -71,6 +71,8 @@ class Calibrator:
 
     def confidence(self, features: Features) -> float:
         x = sum(w * f for w, f in zip(self.weights, features.vector(), strict=True)) + self.bias
+        if not math.isfinite(x):  # a broken vector must never look certain
+            return 0.0
         return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, x))))
 
 

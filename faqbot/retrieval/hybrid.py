@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -40,25 +41,41 @@ LEXICAL_WEIGHT = 0.15
 
 
 class QueryEncoder:
-    """Embeds questions with an LRU cache (repeated questions cost nothing); thread-safe."""
+    """Embeds questions with an LRU cache (repeated questions cost nothing); thread-safe.
 
-    def __init__(self, embedder: Embedder, size: int = 2048) -> None:
+    After a failure the embedder is left alone for `cooldown` seconds: a dead endpoint costs
+    one timeout, not one per question, and never blocks the event loop again meanwhile.
+    """
+
+    def __init__(self, embedder: Embedder, size: int = 2048, cooldown: float = 30.0) -> None:
         self.embedder = embedder
+        self.cooldown = cooldown
         self._cache: LRUCache[str, np.ndarray] = LRUCache(maxsize=size)
         self._lock = threading.Lock()
+        self._down_until = 0.0
 
     def cached(self, text: str) -> np.ndarray | None:
         with self._lock:
             return self._cache.get(text)
 
+    def down(self) -> bool:
+        return time.monotonic() < self._down_until
+
     def encode(self, text: str) -> np.ndarray:
-        """The query vector; raises EmbeddingError."""
+        """The query vector; raises EmbeddingError (at once while cooling down)."""
         vector = self.cached(text)
-        if vector is None:
-            vector = self.embedder.embed([text], kind="query")[0]
-            with self._lock:
-                self._cache[text] = vector
-        return vector
+        if vector is not None:
+            return vector
+        if self.down():
+            raise EmbeddingError("query embedding is cooling down after a failure")
+        try:
+            fresh: np.ndarray = self.embedder.embed([text], kind="query")[0]
+        except EmbeddingError:
+            self._down_until = time.monotonic() + self.cooldown
+            raise
+        with self._lock:
+            self._cache[text] = fresh
+        return fresh
 
     async def prepare(self, texts: Sequence[str]) -> None:
         """Encode in a worker thread so the event loop never waits on the model."""

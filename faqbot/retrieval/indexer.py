@@ -67,7 +67,10 @@ class SemanticIndexer:
         self._ready = threading.Condition()
 
     def status(self) -> dict[str, Any]:
-        return asdict(self._status)
+        status = asdict(self._status)
+        if self.queries.down():
+            status["query_embedding"] = "failing: questions are ranked lexically meanwhile"
+        return status
 
     def start(self, entries: Sequence[FaqEntry], version: str, on_ready: OnReady) -> None:
         """Encode in a daemon thread, then call `on_ready` unless a newer version was started."""
@@ -80,30 +83,37 @@ class SemanticIndexer:
         thread.start()
 
     def _run(self, entries: tuple[FaqEntry, ...], version: str, on_ready: OnReady) -> None:
+        status = self._status  # this run's own status: a newer start() replaces the attribute
         try:
             with self._lock:
                 if version == self._latest:
-                    self._encode(entries, version, on_ready)
+                    self._encode(entries, version, on_ready, status)
         finally:
             with self._ready:
                 self._ready.notify_all()
 
-    def _encode(self, entries: tuple[FaqEntry, ...], version: str, on_ready: OnReady) -> None:
+    def _encode(
+        self, entries: tuple[FaqEntry, ...], version: str, on_ready: OnReady, status: IndexStatus
+    ) -> None:
         started = time.perf_counter()
+
+        def progress(done: int, total: int) -> None:
+            status.encoded, status.to_encode = done, total
+
         try:
             if self.background is None:
                 self.background = self.encode_background()
-            index = build_dense_index(entries, self.embedder, self.cache, self._progress)
+            index = build_dense_index(entries, self.embedder, self.cache, progress)
         except (EmbeddingError, ValueError) as exc:
-            self._status.state, self._status.error = "error", str(exc)[:300]
-            log.warning("vectors.encoding_failed", error=self._status.error, serving="lexical")
+            status.state, status.error = "error", str(exc)[:300]
+            log.warning("vectors.encoding_failed", error=status.error, serving="lexical")
             return
         seconds = round(time.perf_counter() - started, 2)
         if version != self._latest:
             return
         on_ready(version, index)
-        self._status.state, self._status.seconds = "ready", seconds
-        log.info("vectors.ready", version=version, encoded=self._status.to_encode,
+        status.state, status.seconds = "ready", seconds
+        log.info("vectors.ready", version=version, encoded=status.to_encode,
                  rows=int(index.matrix.shape[0]), seconds=seconds)  # fmt: skip
 
     def encode_background(self) -> np.ndarray:
@@ -114,9 +124,6 @@ class SemanticIndexer:
         ]
         index = build_dense_index(bank, self.embedder, self._background_cache, fields=(QUESTION,))
         return index.matrix
-
-    def _progress(self, done: int, total: int) -> None:
-        self._status.encoded, self._status.to_encode = done, total
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the latest start has finished (ready or failed); for CLIs and tests."""

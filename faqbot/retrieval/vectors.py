@@ -68,7 +68,8 @@ class VectorCache:
                     return
                 keys, vectors = data["keys"], data["vectors"]
                 self._rows = {str(k): vectors[i] for i, k in enumerate(keys)}
-        except (OSError, ValueError, KeyError) as exc:  # a torn or foreign file: re-encode
+        except Exception as exc:  # an empty, torn or foreign file: re-encode
+            # np.load raises EOFError, zipfile.BadZipFile, TypeError (a .npy), ValueError...
             log.warning("vectors.cache_unreadable", path=str(self.path), error=str(exc))
             self._rows = {}
 
@@ -95,6 +96,8 @@ class VectorCache:
             fd, tmp = tempfile.mkstemp(dir=self.path.parent, suffix=".tmp.npz")
             with os.fdopen(fd, "wb") as f:
                 np.savez(f, model_id=np.array(self.model_id), keys=np.array(keys), vectors=vectors)
+                f.flush()
+                os.fsync(f.fileno())  # never rename an empty file into place after a crash
             os.replace(tmp, self.path)
         except OSError as exc:  # a read-only data dir costs re-encoding at restart, nothing else
             log.warning("vectors.cache_not_saved", path=str(self.path), error=str(exc))
