@@ -29,6 +29,7 @@ from faqbot.render import (
     watermark,
     welcome_markdown,
 )
+from faqbot.security import peer_address
 
 settings = get_settings()
 configure_logging(settings.log_level, settings.log_format)
@@ -54,9 +55,12 @@ def _starters() -> list[cl.Starter]:
     return out
 
 
-@cl.set_chat_profiles
-async def chat_profiles(user: cl.User | None = None, language: str | None = None) -> list[Any]:
-    """One profile: its description is the welcome screen (a message would hide the starters)."""
+def _profiles() -> list[cl.ChatProfile]:
+    """One profile: its description is the welcome screen (a message would hide the starters).
+
+    Synchronous on purpose: the session set-up (`_install_session_config`) reads it without
+    re-entering the event loop.
+    """
     return [
         cl.ChatProfile(
             name=PROFILE,
@@ -70,6 +74,11 @@ async def chat_profiles(user: cl.User | None = None, language: str | None = None
             starters=_starters(),
         )
     ]
+
+
+@cl.set_chat_profiles
+async def chat_profiles(user: cl.User | None = None, language: str | None = None) -> list[Any]:
+    return _profiles()
 
 
 @cl.on_app_startup
@@ -89,12 +98,19 @@ async def on_chat_start() -> None:
 
 
 def _client_key() -> str:
+    """The rate-limit bucket: the signed-in user, else the client's address, as the API's.
+
+    Not the socket.io environ's REMOTE_ADDR: python-engineio's ASGI driver always writes
+    127.0.0.1 there. The address comes from the connection's ASGI scope (see
+    `faqbot.security.peer_address`: X-Forwarded-For counts only from a trusted proxy).
+    """
     session = cl.context.session
     user = getattr(session, "user", None)
     if user is not None:
         return f"user:{user.identifier}"
     environ: dict[str, Any] = getattr(session, "environ", {}) or {}
-    return f"ip:{environ.get('REMOTE_ADDR') or session.id}"
+    address = peer_address(environ)
+    return f"ip:{address}" if address else f"session:{session.id}"
 
 
 def _server_origin() -> str:
@@ -304,5 +320,43 @@ def _patch_ui() -> None:
     cl_server.app.router.routes.insert(0, Route(path, translations, methods=["GET"]))
 
 
+def _install_session_config() -> None:
+    """Open websocket sessions without re-entering the event loop (the ~25-users defect).
+
+    Chainlit 2.12's `WebsocketSession.__init__` calls `get_config()`, which, when the app has
+    `@cl.set_chat_profiles` and the client names a profile (the UI always does once profiles
+    exist), runs `asyncio.get_event_loop().run_until_complete(set_chat_profiles(...))` inside the
+    socket.io connect handler. `chainlit run` applies nest_asyncio, so that call runs a nested
+    loop iteration, in which the next connecting client's handler does the same: every
+    connection being set up concurrently adds a nested loop with about 40 frames (uvicorn,
+    Starlette, engineio, socketio, Chainlit) to the stack, and about 24 of them reach Python's
+    recursion limit: RecursionError, the connection dies ("Unexpected connection error"), and
+    the outer connections wait for the inner ones (last in, first out).
+
+    Here the profile is looked up in `_profiles()` synchronously, so no loop is re-entered; the
+    result is the same (the global config, with the profile's `config_overrides` if any).
+    """
+    from chainlit.config import config as cl_config
+    from chainlit.session import WebsocketSession
+
+    def get_config(self: WebsocketSession) -> Any:
+        if getattr(self, "config", None):
+            return self.config
+        cfg = cl_config
+        if self.chat_profile:
+            try:  # as Chainlit's own: a failing profile lookup leaves the global config
+                profile = next((p for p in _profiles() if p.name == self.chat_profile), None)
+                overrides = getattr(profile, "config_overrides", None)
+                if overrides:
+                    cfg = cl_config.with_overrides(overrides)
+            except Exception:
+                log.exception("chat.profile_config_failed")
+        self.config = cfg
+        return cfg
+
+    WebsocketSession.get_config = get_config  # type: ignore[method-assign]
+
+
 _mount_http_api()
 _patch_ui()
+_install_session_config()

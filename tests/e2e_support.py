@@ -41,6 +41,26 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def loopback_address(i: int) -> str:
+    """A distinct loopback address per simulated user: 127.0.1.1, 127.0.1.2, ... (i = 0, 1, ...).
+
+    Linux routes all of 127.0.0.0/8 to the loopback interface, so a client can bind any of them
+    as its source address and the server sees a different peer (`ChatClient(local_addr=...)`).
+    """
+    n = 256 + 1 + i  # skip 127.0.0.x, which tests name one by one
+    return f"127.{n // 65536 % 256}.{n // 256 % 256}.{n % 256}"
+
+
+def loopback_aliases_work() -> bool:
+    """Whether this machine lets a client bind 127.0.0.2 (Linux yes; macOS needs an alias)."""
+    try:
+        with socket.socket() as s:
+            s.bind(("127.0.0.2", 0))
+        return True
+    except OSError:
+        return False
+
+
 def server_log(url: str, tail: int = 6000) -> str:
     """The last `tail` characters a running `chainlit_server` printed ("" if unknown)."""
     read = _LOGS.get(url.rstrip("/"))
@@ -62,8 +82,13 @@ def server_logs_on_failure(request: Any) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def chainlit_server(env: dict[str, str] | None = None, timeout: float = 60.0) -> Iterator[str]:
+def chainlit_server(
+    env: dict[str, str] | None = None, timeout: float = 60.0, app: str = "chainlit_app.py"
+) -> Iterator[str]:
     """Run `chainlit run chainlit_app.py --headless` on a free loopback port; yield its URL.
+
+    `app` runs another app file instead (from the repository root, which is on its sys.path:
+    e.g. an older version of chainlit_app.py for a before/after benchmark).
 
     The child gets this environment minus every OPENAI_* variable and CI (with CI set,
     `chainlit run` exports a placeholder OPENAI_API_KEY), lexical-only retrieval, plus `env`.
@@ -88,7 +113,7 @@ def chainlit_server(env: dict[str, str] | None = None, timeout: float = 60.0) ->
             return os.pread(fd, os.fstat(fd).st_size, 0).decode(errors="replace")
 
         proc = subprocess.Popen(
-            [sys.executable, "-m", "chainlit", "run", "chainlit_app.py", "--headless",
+            [sys.executable, "-m", "chainlit", "run", app, "--headless",
              "--host", "127.0.0.1", "--port", str(port)],
             cwd=ROOT, env=child_env, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
@@ -171,11 +196,29 @@ class Turn:
 class ChatClient:
     """One Chainlit session over socket.io (the protocol the web UI speaks)."""
 
-    def __init__(self, url: str, client_type: str = "webapp") -> None:
+    def __init__(
+        self,
+        url: str,
+        client_type: str = "webapp",
+        *,
+        local_addr: str | None = None,
+        headers: dict[str, str] | None = None,
+        connect_timeout: float = 10.0,
+    ) -> None:
+        """`local_addr` binds the client's side of the connection to that address (e.g.
+        "127.0.0.2": the server sees another client IP); `headers` go with the websocket
+        handshake (e.g. X-Forwarded-For, as a proxy would add)."""
         self.url = url
         self.client_type = client_type
         self.session_id = str(uuid.uuid4())
-        self.sio = socketio.AsyncClient(reconnection=False)
+        self.local_addr = local_addr
+        self.headers = dict(headers or {})
+        self.connect_timeout = connect_timeout
+        self._http: Any = None  # an aiohttp session of our own when local_addr is set
+        options: dict[str, Any] = {}
+        if local_addr is not None:
+            options["http_session"] = self._make_http_session
+        self.sio = socketio.AsyncClient(reconnection=False, **options)
         self._turn = Turn()
         self._done = asyncio.Event()
         self._replied = asyncio.Event()  # an assistant message arrived
@@ -211,9 +254,32 @@ class ChatClient:
                 f"\n--- server log ---\n{server_log(self.url)}"
             ) from None
 
+    def _make_http_session(self) -> Any:
+        # python-engineio calls this inside the running loop (it accepts a session factory).
+        import aiohttp
+
+        assert self.local_addr is not None
+        connector = aiohttp.TCPConnector(local_addr=(self.local_addr, 0))
+        self._http = aiohttp.ClientSession(connector=connector)
+        return self._http
+
     async def __aenter__(self) -> ChatClient:
+        try:
+            await self._connect()
+        except BaseException:
+            await self._close_http()
+            raise
+        return self
+
+    async def _close_http(self) -> None:
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+
+    async def _connect(self) -> None:
         await self.sio.connect(
             self.url,
+            headers=self.headers,
             socketio_path="/ws/socket.io",
             transports=["websocket"],
             auth={
@@ -223,18 +289,20 @@ class ChatClient:
                 "userEnv": "{}",
                 "chatProfile": PROFILE,
             },
-            wait_timeout=10,
+            wait_timeout=self.connect_timeout,
         )
         self._turn = Turn()
         self._done.clear()
         # The server answers connection_successful with a bare task_end, then runs
         # on_chat_start as a task (task_start, its run step, task_end): wait for that end.
         await self.sio.emit("connection_successful")
-        await self._wait_task_end(10, "connection_successful (on_chat_start)")
-        return self
+        await self._wait_task_end(self.connect_timeout, "connection_successful (on_chat_start)")
 
     async def __aexit__(self, *exc: object) -> None:
-        await self.sio.disconnect()
+        try:
+            await self.sio.disconnect()
+        finally:
+            await self._close_http()
 
     async def click(self, action: dict[str, Any], wait_s: float = 10.0) -> tuple[Any, Turn]:
         """Click an action button as the UI does (POST /project/action); collect the replies.
