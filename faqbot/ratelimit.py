@@ -73,7 +73,11 @@ class RateLimiter:
             else:
                 self._mark_up()
                 return result
-        return await _hit(self._local, self._item, client_key)
+        try:  # process memory needs no time bound: it never waits on the network
+            return await _hit(self._local, self._item, client_key, bound_s=None)
+        except Exception:  # a limiter fault must never become the visitor's error: fail open
+            log.exception("ratelimit.local_failed", client=client_key)
+            return True, 0.0
 
     async def reset(self, client_key: str) -> None:
         """Forget `client_key`'s requests in both stores (a store that is down is skipped)."""
@@ -126,14 +130,15 @@ class RateLimiter:
 
 
 async def _hit(
-    limiter: MovingWindowRateLimiter, item: RateLimitItem, client_key: str
+    limiter: MovingWindowRateLimiter,
+    item: RateLimitItem,
+    client_key: str,
+    bound_s: float | None = STORE_TIMEOUT_S,
 ) -> tuple[bool, float]:
     """One counted request: (allowed, when the window frees a slot), bounded in time."""
-    if await asyncio.wait_for(limiter.hit(item, NAMESPACE, client_key), STORE_TIMEOUT_S):
+    if await asyncio.wait_for(limiter.hit(item, NAMESPACE, client_key), bound_s):
         return True, 0.0
-    stats = await asyncio.wait_for(
-        limiter.get_window_stats(item, NAMESPACE, client_key), STORE_TIMEOUT_S
-    )
+    stats = await asyncio.wait_for(limiter.get_window_stats(item, NAMESPACE, client_key), bound_s)
     return False, stats.reset_time
 
 

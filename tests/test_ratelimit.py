@@ -54,3 +54,32 @@ async def test_redis_backend_limits_each_client_and_is_shared() -> None:
     await second.check(key)
     with pytest.raises(RateLimitedError):
         await second.check(key)
+
+
+async def test_a_slow_local_count_is_waited_for_not_an_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The in-memory count has no time bound: on a busy loop, hundreds of sessions queued on one
+    key took over a second, and a 1 s bound turned that into an internal error for visitors."""
+    import asyncio
+
+    limiter = RateLimiter(10, 60)
+    real_hit = limiter._local.hit
+
+    async def slow(*args: object, **kwargs: object) -> bool:
+        await asyncio.sleep(1.3)
+        return await real_hit(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(limiter._local, "hit", slow)
+    await limiter.check("queued-client")  # counted, not a TimeoutError
+
+
+async def test_a_faulty_local_count_fails_open(monkeypatch: pytest.MonkeyPatch) -> None:
+    limiter = RateLimiter(1, 60)
+
+    async def broken(*args: object, **kwargs: object) -> bool:
+        raise RuntimeError("limiter bug")
+
+    monkeypatch.setattr(limiter._local, "hit", broken)
+    await limiter.check("anyone")  # no exception: the visitor is served
+    await limiter.check("anyone")
