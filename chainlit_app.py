@@ -29,7 +29,7 @@ from faqbot.render import (
     watermark,
     welcome_markdown,
 )
-from faqbot.security import peer_address
+from faqbot.web.security import peer_address
 
 settings = get_settings()
 configure_logging(settings.log_level, settings.log_format)
@@ -102,7 +102,7 @@ def _client_key() -> str:
 
     Not the socket.io environ's REMOTE_ADDR: python-engineio's ASGI driver always writes
     127.0.0.1 there. The address comes from the connection's ASGI scope (see
-    `faqbot.security.peer_address`: X-Forwarded-For counts only from a trusted proxy).
+    `faqbot.web.security.peer_address`: X-Forwarded-For counts only from a trusted proxy).
     """
     session = cl.context.session
     user = getattr(session, "user", None)
@@ -261,7 +261,7 @@ async def _finish_broken(answer: cl.Message, explanation: str) -> None:
         await _reply(explanation)
 
 
-# --- HTTP API, security headers, CORS (see faqbot/http.py) ---
+# --- HTTP API, security headers, CORS (see faqbot/web/) ---
 def _mount_http_api() -> None:
     """Serve /api ahead of Chainlit's routes, apply CORS_ORIGINS, secure every response.
 
@@ -272,8 +272,9 @@ def _mount_http_api() -> None:
     from chainlit.server import app, sio
 
     from faqbot.conversations import ConversationStore
-    from faqbot.http import PrefixDispatcher, create_api
-    from faqbot.security import SecurityHeadersMiddleware, websocket_origin_check
+    from faqbot.web.app import create_api
+    from faqbot.web.dispatch import PrefixDispatcher
+    from faqbot.web.security import SecurityHeadersMiddleware, websocket_origin_check
 
     # Who may embed the copilot / call Chainlit cross-origin: CORS_ORIGINS, not a file edit.
     # Chainlit's HTTP CORSMiddleware was given this very list object when chainlit.server was
@@ -291,7 +292,7 @@ def _patch_ui() -> None:
     """Chainlit's page and texts, made true for faqbot (both run at import, before serving).
 
     - index.html without links to other hosts (KaTeX CDN stylesheet, Google Fonts preconnects):
-      an air-gapped install makes no outside request (faqbot/airgap.py).
+      an air-gapped install makes no outside request (faqbot/web/airgap.py).
     - The notice under the chat input (translation key `chat.watermark`, "LLMs can make
       mistakes") says what the running mode does: `/project/translations` is answered here, ahead
       of Chainlit's own route, with that key replaced in every language.
@@ -302,7 +303,7 @@ def _patch_ui() -> None:
     from starlette.responses import JSONResponse
     from starlette.routing import Route
 
-    from faqbot.airgap import strip_external_links
+    from faqbot.web.airgap import strip_external_links
 
     template = cl_server.get_html_template
     cl_server.get_html_template = lambda root_path: strip_external_links(template(root_path))

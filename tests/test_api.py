@@ -20,9 +20,10 @@ from faqbot.bot import FaqBot
 from faqbot.conversations import ConversationStore
 from faqbot.errors import InputError
 from faqbot.factory import build_bot
-from faqbot.http import VISIBLE_CHAR, ChatRequest, create_api
 from faqbot.ratelimit import RateLimiter
 from faqbot.validation import clean_question
+from faqbot.web.app import create_api
+from faqbot.web.schemas import VISIBLE_CHAR, ChatRequest
 from tests import fake_openai as fo
 from tests.e2e_support import ChatClient, chainlit_server
 

@@ -18,11 +18,11 @@ import pytest
 from faqbot.bot import FaqBot, collect
 from faqbot.conversations import ConversationStore
 from faqbot.factory import build_bot
-from faqbot.http import create_api
 from faqbot.ratelimit import RateLimiter
 from faqbot.retrieval.confidence import GENERIC
 from faqbot.retrieval.indexer import background_questions
 from faqbot.retrieval.openai_embedder import OpenAIEmbedder
+from faqbot.web.app import create_api
 from tests import fake_openai as fo
 
 pytestmark = pytest.mark.llm

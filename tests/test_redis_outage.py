@@ -22,8 +22,8 @@ import redis
 
 from faqbot.conversations import ConversationStore
 from faqbot.factory import build_bot
-from faqbot.http import create_api
 from faqbot.ratelimit import RateLimiter
+from faqbot.web.app import create_api
 
 REDIS_SERVER = shutil.which("redis-server")
 LIMIT = 4

@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from faqbot.security import (
+from faqbot.web.security import (
     SecurityHeadersMiddleware,
     inline_script_hashes,
     websocket_origin_check,
@@ -320,7 +320,7 @@ def test_the_chainlit_ui_works_under_its_csp(app_url: str) -> None:
 
 
 def test_the_policy_allows_no_other_host_outside_the_api_docs() -> None:
-    from faqbot.security import build_csp
+    from faqbot.web.security import build_csp
 
     assert "https:" not in build_csp()
     assert "//" not in build_csp()
@@ -330,7 +330,7 @@ def test_chainlits_cdn_links_are_stripped_from_its_index_page() -> None:
     import importlib.util
     from pathlib import Path
 
-    from faqbot.airgap import strip_external_links
+    from faqbot.web.airgap import strip_external_links
 
     spec = importlib.util.find_spec("chainlit")  # locate it without importing (no config load)
     assert spec is not None

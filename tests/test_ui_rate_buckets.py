@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from faqbot.security import peer_address
+from faqbot.web.security import peer_address
 from tests.e2e_support import (
     ChatClient,
     Turn,

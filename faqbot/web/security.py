@@ -11,7 +11,7 @@ inline scripts, written at serve time from `public/theme.json` and the transport
 the SHA-256 hash of each inline script they contain added to `script-src`, computed from the very
 body being sent, so only those exact scripts run. Styles may be inline (React style attributes)
 or data: URLs (`public/theme.json`'s empty font stylesheet). Nothing is allowed from another host:
-the UI is self-contained (faqbot/airgap.py strips Chainlit's CDN links), so an air-gapped install
+the UI is self-contained (airgap.py strips Chainlit's CDN links), so an air-gapped install
 works and a stray outside reference shows up as a CSP violation. Nothing may frame any page
 (`frame-ancestors 'none'`); the copilot widget is a script on the host page, not a frame, so
 embedding still works. Only the API docs page (Swagger UI, a developer tool) loads its script
@@ -36,7 +36,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from faqbot.logs import get_logger
 
-log = get_logger("faqbot.security")
+log = get_logger("faqbot.web.security")
 
 POLICY: dict[str, tuple[str, ...]] = {
     "default-src": ("'self'",),
@@ -110,6 +110,24 @@ def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes:
     return b""
 
 
+def _over_https(scope: Scope) -> bool:
+    """The request came over HTTPS: directly, or through a proxy saying X-Forwarded-Proto."""
+    request_headers: list[tuple[bytes, bytes]] = list(scope.get("headers") or [])
+    forwarded = _header(request_headers, b"x-forwarded-proto").split(b",")[0].strip()
+    return scope.get("scheme") == "https" or forwarded.lower() == b"https"
+
+
+def _with_headers(message: Message, csp: str, *, https: bool) -> Message:
+    """The response start `message` with every security header it does not set itself."""
+    headers = list(message.get("headers", []))
+    present = {k.lower() for k, _ in headers}
+    added = {**HEADERS, b"content-security-policy": csp.encode()}
+    if https:
+        added[b"strict-transport-security"] = HSTS
+    headers += [(k, v) for k, v in added.items() if k not in present]
+    return {**message, "headers": headers}
+
+
 class SecurityHeadersMiddleware:
     """Add the security headers (and a per-page CSP) to every HTTP response of `app`."""
 
@@ -121,9 +139,7 @@ class SecurityHeadersMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_headers: list[tuple[bytes, bytes]] = list(scope.get("headers") or [])
-        forwarded = _header(request_headers, b"x-forwarded-proto").split(b",")[0].strip()
-        https = scope.get("scheme") == "https" or forwarded.lower() == b"https"
+        https = _over_https(scope)
         extra: dict[str, tuple[str, ...]] = {}
         if scope.get("path", "") in self.docs_paths:
             extra = DOCS_SOURCES
@@ -131,13 +147,7 @@ class SecurityHeadersMiddleware:
         body: list[bytes] = []
 
         def finish(message: Message, csp: str) -> Message:
-            headers = list(message.get("headers", []))
-            present = {k.lower() for k, _ in headers}
-            added = {**HEADERS, b"content-security-policy": csp.encode()}
-            if https:
-                added[b"strict-transport-security"] = HSTS
-            headers += [(k, v) for k, v in added.items() if k not in present]
-            return {**message, "headers": headers}
+            return _with_headers(message, csp, https=https)
 
         async def send_with_headers(message: Message) -> None:
             nonlocal start

@@ -1,0 +1,77 @@
+"""`create_api`: the JSON/SSE API, the same FaqBot as the chat UI, mounted at /api.
+
+Routes (all under /api): GET /health, POST /chat, POST /chat/stream (server-sent events),
+GET /faq/{entry_id}, GET /metrics. Errors always use the ErrorResponse shape.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from faqbot.config import Settings
+from faqbot.conversations import ConversationStore
+from faqbot.ratelimit import RateLimiter
+from faqbot.web.chat import register_chat
+from faqbot.web.context import ApiContext, BotGetter
+from faqbot.web.errors import register_error_handlers
+from faqbot.web.faq import register_faq
+from faqbot.web.health import register_health, register_metrics
+from faqbot.web.schemas import MAX_QUESTION_CHARS
+
+
+def create_api(
+    get_bot: BotGetter,
+    limiter: RateLimiter,
+    settings: Settings,
+    conversations: ConversationStore,
+    *,
+    prefix: str = "/api",
+) -> FastAPI:
+    """Build the API application (mount it at `prefix`)."""
+    ctx = ApiContext(get_bot, limiter, settings, conversations, prefix)
+    api = FastAPI(
+        title=f"{settings.app_name} API",
+        version=settings.app_version,
+        description="Ask the FAQ bot over HTTP: JSON answers or a server-sent event stream.",
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+        servers=[{"url": prefix}],
+    )
+    _cap_question_length(api, settings)
+    _add_cors(api, settings)
+    register_error_handlers(api)
+    register_health(api, ctx)
+    register_chat(api, ctx)
+    register_faq(api, ctx)
+    register_metrics(api)  # last: routes keep their order in the schema
+    return api
+
+
+def _cap_question_length(api: FastAPI, settings: Settings) -> None:
+    """Publish the question length cap the MAX_QUESTION_CHARS setting sets in the schema."""
+    default_openapi = api.openapi
+
+    def openapi() -> dict[str, Any]:
+        """The generated schema, with the question length cap MAX_QUESTION_CHARS sets."""
+        schema = default_openapi()
+        question = schema["components"]["schemas"]["ChatRequest"]["properties"]["question"]
+        question["maxLength"] = min(MAX_QUESTION_CHARS, settings.max_question_chars)
+        return schema
+
+    api.openapi = openapi  # type: ignore[method-assign]
+
+
+def _add_cors(api: FastAPI, settings: Settings) -> None:
+    """The API's CORS policy: the CORS_ORIGINS setting, for GET/POST with JSON bodies."""
+    api.add_middleware(
+        CORSMiddleware,
+        allow_origins=list(settings.cors_origins),
+        allow_methods=["GET", "POST", "OPTIONS"],
+        allow_headers=["Content-Type", "Authorization"],
+        expose_headers=["Retry-After"],
+        max_age=600,
+    )

@@ -1,0 +1,77 @@
+"""Every API error as an ErrorResponse: `register_error_handlers` installs the handlers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from faqbot.errors import InputError, RateLimitedError
+from faqbot.logs import get_logger
+from faqbot.web.schemas import ErrorResponse
+
+log = get_logger("faqbot.web")
+
+
+class Unavailable(Exception):
+    """No bot is loaded (the knowledge base failed to load)."""
+
+
+def error_response(
+    status: int, error: str, code: str, detail: str | None = None, **headers: str
+) -> JSONResponse:
+    """The ErrorResponse body with `status` (and any extra headers)."""
+    body = ErrorResponse(error=error, detail=detail, error_code=code).model_dump()
+    return JSONResponse(body, status_code=status, headers=headers or None)
+
+
+async def on_validation(request: Request, exc: RequestValidationError) -> Any:
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+        parts.append(f"{where or 'body'}: {err.get('msg', 'invalid')}")
+    return error_response(422, "Invalid request", "VALIDATION_ERROR", "; ".join(parts)[:500])
+
+
+async def on_input(request: Request, exc: InputError) -> Any:
+    return error_response(422, "Invalid question", exc.code, exc.user_message)
+
+
+async def on_rate(request: Request, exc: RateLimitedError) -> Any:
+    return error_response(
+        429,
+        "Too many requests",
+        exc.code,
+        exc.user_message,
+        **{"Retry-After": str(exc.retry_after)},
+    )
+
+
+async def on_unavailable(request: Request, exc: Unavailable) -> Any:
+    return error_response(503, "Service unavailable", "NO_KNOWLEDGE_BASE", "No FAQ is loaded.")
+
+
+async def on_http(request: Request, exc: StarletteHTTPException) -> Any:
+    response = error_response(exc.status_code, str(exc.detail), f"HTTP_{exc.status_code}")
+    response.headers.update(exc.headers or {})  # e.g. Allow on 405
+    return response
+
+
+async def on_error(request: Request, exc: Exception) -> Any:
+    log.exception("api.unexpected_error", path=request.url.path)
+    return error_response(
+        500, "Internal server error", "INTERNAL_ERROR", "An unexpected error occurred."
+    )
+
+
+def register_error_handlers(api: FastAPI) -> None:
+    """Answer every error with the ErrorResponse shape (no details leaked on a 500)."""
+    api.exception_handler(RequestValidationError)(on_validation)
+    api.exception_handler(InputError)(on_input)
+    api.exception_handler(RateLimitedError)(on_rate)
+    api.exception_handler(Unavailable)(on_unavailable)
+    api.exception_handler(StarletteHTTPException)(on_http)
+    api.exception_handler(Exception)(on_error)

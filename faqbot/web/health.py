@@ -1,0 +1,80 @@
+"""GET /health (what is serving, and whether it is degraded) and GET /metrics (Prometheus)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Annotated, Any, Literal
+
+from fastapi import FastAPI, Query, Response
+
+from faqbot.bot import FaqBot
+from faqbot.errors import LLMError
+from faqbot.metrics import exposition
+from faqbot.web.context import ApiContext
+from faqbot.web.schemas import ERRORS, CategoryOut, HealthResponse
+
+Status = Literal["ok", "degraded"]
+
+
+async def ping_llm(bot: FaqBot) -> dict[str, Any]:
+    """Whether the LLM endpoint answers a ping (and how fast), or the error code if not."""
+    assert bot.model is not None
+    t0 = time.perf_counter()
+    try:
+        await asyncio.wait_for(bot.model.ping(3.0), 4.0)
+    except (LLMError, TimeoutError) as exc:
+        code = exc.code if isinstance(exc, LLMError) else "LLM_TIMEOUT"
+        return {"reachable": False, "error_code": code}
+    return {"reachable": True, "latency_ms": round((time.perf_counter() - t0) * 1000, 1)}
+
+
+async def health_report(ctx: ApiContext, bot: FaqBot, deep: bool) -> HealthResponse:
+    """The health of `bot`; `deep` also pings the LLM endpoint (in LLM mode)."""
+    retrieval = bot.retrieval_status()
+    rate_limit = await ctx.limiter.status()
+    degraded = (
+        bot.breaker.state != "closed" or bool(retrieval.get("degraded")) or "degraded" in rate_limit
+    )
+    llm = await ping_llm(bot) if deep and bot.model is not None else None
+    status: Status = "degraded" if degraded or (llm and not llm["reachable"]) else "ok"
+    return HealthResponse(
+        status=status,
+        version=ctx.settings.app_version,
+        mode=bot.mode,
+        model=bot.model_name,
+        knowledge_version=bot.kb.version,
+        categories=[CategoryOut(name=n, entries=c) for n, c in bot.kb.counts().items()],
+        circuit_breaker=bot.breaker.snapshot(),
+        cache=bot.cache.stats(),
+        llm=llm,
+        retrieval=retrieval,
+        rate_limit=rate_limit,
+        uptime_s=round(time.monotonic() - ctx.started, 1),
+        timestamp=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    )
+
+
+def register_health(api: FastAPI, ctx: ApiContext) -> None:
+    """GET /health."""
+
+    @api.get(
+        "/health",
+        response_model=HealthResponse,
+        tags=["health"],
+        responses={422: ERRORS[422], 503: ERRORS[503]},
+    )
+    async def health(
+        deep: Annotated[bool, Query(description="Also check the LLM endpoint")] = False,
+    ) -> HealthResponse:
+        """Liveness plus what is serving: mode, knowledge version, circuit breaker, cache."""
+        return await health_report(ctx, ctx.bot_or_503(), deep)
+
+
+def register_metrics(api: FastAPI) -> None:
+    """GET /metrics."""
+
+    @api.get("/metrics", tags=["health"], response_class=Response)
+    async def metrics() -> Response:
+        """Prometheus metrics."""
+        return Response(exposition(), media_type="text/plain; version=0.0.4")

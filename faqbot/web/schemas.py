@@ -1,0 +1,112 @@
+"""The API's request and response models, the ERRORS table and the question limits."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from faqbot.events import Outcome
+
+# A question must contain at least one visible character: blanks, control, zero-width and bidi
+# characters alone are rejected (faqbot.validation strips them). Same meaning in Python's `re`,
+# pydantic's Rust regex and ECMA-262, checked over every code point in tests/test_api.py.
+VISIBLE_CHAR = r"[^\s\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]"
+MAX_QUESTION_CHARS = 1000  # the API's hard cap; the MAX_QUESTION_CHARS setting may only lower it
+
+
+class ChatRequest(BaseModel):
+    question: str = Field(
+        min_length=1,
+        max_length=MAX_QUESTION_CHARS,
+        pattern=VISIBLE_CHAR,
+        description="The user's question (at least one visible character)",
+    )
+    conversation_id: str | None = Field(
+        default=None,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="Continue a conversation (follow-ups); omit to start a new one",
+    )
+
+
+class SourceOut(BaseModel):
+    id: str
+    category: str
+    question: str
+    score: float
+    url: str
+
+
+class ChatResponse(BaseModel):
+    answer: str
+    category: str | None
+    confidence: float = Field(ge=0, le=1)
+    conversation_id: str
+    processing_time: float
+    sources: list[SourceOut]
+    fallback: bool
+    refused: bool = Field(description="Same as outcome == 'refused' (kept for compatibility)")
+    outcome: Outcome = Field(
+        description="answered: `answer` answers the question; suggested: retrieval was unsure, "
+        "`suggestions` lists the entries the user may have meant (fetch one at its `url`); "
+        "refused: the FAQ does not cover the question"
+    )
+    suggestions: list[SourceOut] = Field(
+        default_factory=list, description="With outcome 'suggested': 2-3 entries, best first"
+    )
+    support_contact: str | None = Field(
+        default=None, description="With outcome 'refused': who to ask instead (if configured)"
+    )
+    mode: Literal["llm", "offline"]
+
+
+class ErrorResponse(BaseModel):
+    error: str
+    detail: str | None = None
+    error_code: str
+
+
+class CategoryOut(BaseModel):
+    name: str
+    entries: int
+
+
+class HealthResponse(BaseModel):
+    status: Literal["ok", "degraded"]
+    version: str
+    mode: Literal["llm", "offline"]
+    model: str | None
+    knowledge_version: str
+    categories: list[CategoryOut]
+    circuit_breaker: dict[str, Any]
+    cache: dict[str, int]
+    llm: dict[str, Any] | None = None
+    retrieval: dict[str, Any] = Field(
+        default_factory=dict,
+        description="ranking now serving (hybrid | lexical) and the embedder's state/progress",
+    )
+    rate_limit: dict[str, Any] = Field(
+        default_factory=dict,
+        description="backend (memory | redis), whether the shared store counts now, and why not",
+    )
+    uptime_s: float
+    timestamp: str
+
+
+class FaqEntryOut(BaseModel):
+    id: str
+    category: str
+    question: str
+    answer: str
+    alternate_questions: list[str]
+    keywords: list[str]
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorResponse, "description": "Malformed request body"},
+    422: {"model": ErrorResponse, "description": "Invalid request"},
+    429: {"model": ErrorResponse, "description": "Rate limited; see Retry-After"},
+    500: {"model": ErrorResponse, "description": "Internal error (no details leaked)"},
+    503: {"model": ErrorResponse, "description": "No knowledge base can answer right now"},
+}
