@@ -83,11 +83,22 @@ async def chat_profiles(user: cl.User | None = None, language: str | None = None
 
 @cl.on_app_startup
 async def start_faq_watcher() -> None:
-    """Reload the FAQ on file changes; a bad edit keeps the last good version serving."""
+    """Reload the FAQ on file changes; a bad edit keeps the last good version serving.
+
+    The watcher follows FAQ_DIR by path (missing at start, renamed, symlink-swapped) and only
+    ends with the process; should it ever stop, say so instead of going stale silently.
+    """
     task = asyncio.get_running_loop().create_task(
         watch_knowledge(settings.faq_dir, holder.refresh), name="faq-watcher"
     )
     _background.add(task)  # keep a reference: the loop holds tasks only weakly
+    task.add_done_callback(_watcher_ended)
+
+
+def _watcher_ended(task: asyncio.Task[None]) -> None:
+    _background.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        log.error("knowledge.watcher_died", error=repr(task.exception()))
 
 
 @cl.on_chat_start

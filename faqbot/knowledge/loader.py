@@ -15,10 +15,18 @@ from faqbot.knowledge.yaml_format import parse_yaml
 
 SUFFIXES = {".txt": parse_text, ".yaml": parse_yaml, ".yml": parse_yaml}
 _CATEGORY = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+EMPTY_FILE = "file is empty"  # the reloader treats an empty file like a missing one (it settles)
 
 
 def _read(path: Path, problems: list[FaqProblem]) -> str | None:
-    data = path.read_bytes()
+    """The file's text; None when it is unusable (a problem recorded) or gone since listed."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:  # deleted between the listing and now: the category is missing
+        return None
+    except OSError as exc:
+        problems.append(FaqProblem(path, 1, f"cannot read the file: {exc.strerror or exc}"))
+        return None
     bom = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
     try:
         text = data[bom:].decode("utf-8")
@@ -27,7 +35,7 @@ def _read(path: Path, problems: list[FaqProblem]) -> str | None:
         problems.append(FaqProblem(path, line, f"not valid UTF-8 (byte {exc.start})"))
         return None
     if not text.strip():
-        problems.append(FaqProblem(path, 1, "file is empty"))
+        problems.append(FaqProblem(path, 1, EMPTY_FILE))
         return None
     return text
 
@@ -85,12 +93,16 @@ def parse_file(path: Path, problems: list[FaqProblem]) -> Category | None:
     )
 
 
+def is_faq_name(name: str) -> bool:
+    """Whether a file of this name is read as a category (hidden files never are)."""
+    return not name.startswith(".") and Path(name).suffix.lower() in SUFFIXES
+
+
 def _faq_files(directory: Path) -> list[Path]:
-    return sorted(
-        p
-        for p in directory.iterdir()
-        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in SUFFIXES
-    )
+    try:  # symlinked files count (a ConfigMap mounts `name -> ..data/name`)
+        return sorted(p for p in directory.iterdir() if is_faq_name(p.name) and p.is_file())
+    except OSError as exc:  # the folder went away while it was read
+        raise KnowledgeError(f"cannot read the FAQ folder {directory}: {exc.strerror}") from exc
 
 
 def check_dir(directory: Path) -> tuple[list[Category], list[FaqProblem]]:

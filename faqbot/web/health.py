@@ -11,6 +11,7 @@ from fastapi import FastAPI, Query, Response
 from faqbot.bot import FaqBot
 from faqbot.errors import LLMError
 from faqbot.metrics import exposition
+from faqbot.reload import ReloadStatus, reload_status
 from faqbot.web.context import ApiContext
 from faqbot.web.schemas import ERRORS, CategoryOut, HealthResponse
 
@@ -33,8 +34,13 @@ async def health_report(ctx: ApiContext, bot: FaqBot, deep: bool) -> HealthRespo
     """The health of `bot`; `deep` also pings the LLM endpoint (in LLM mode)."""
     retrieval = bot.retrieval_status()
     rate_limit = await ctx.limiter.status()
+    # a bot that no watcher keeps in step (tests, embedding) has nothing refused on disk
+    knowledge = (reload_status(bot) or ReloadStatus()).report(bot.kb.version)
     degraded = (
-        bot.breaker.state != "closed" or bool(retrieval.get("degraded")) or "degraded" in rate_limit
+        bot.breaker.state != "closed"
+        or bool(retrieval.get("degraded"))
+        or "degraded" in rate_limit
+        or bool(knowledge["problems"])  # the FAQ on disk was refused: an older version serves
     )
     llm = await ping_llm(bot) if deep and bot.model is not None else None
     status: Status = "degraded" if degraded or (llm and not llm["reachable"]) else "ok"
@@ -44,6 +50,7 @@ async def health_report(ctx: ApiContext, bot: FaqBot, deep: bool) -> HealthRespo
         mode=bot.mode,
         model=bot.model_name,
         knowledge_version=bot.kb.version,
+        knowledge=knowledge,
         categories=[CategoryOut(name=n, entries=c) for n, c in bot.kb.counts().items()],
         circuit_breaker=bot.breaker.snapshot(),
         cache=bot.cache.stats(),

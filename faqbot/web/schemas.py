@@ -78,6 +78,11 @@ class HealthResponse(BaseModel):
     mode: Literal["llm", "offline"]
     model: str | None
     knowledge_version: str
+    knowledge: dict[str, Any] = Field(
+        default_factory=dict,
+        description="the FAQ on disk: state (ok | settling | rejected), problems (file:line), "
+        "serving_version (the last good version still serving), categories settling",
+    )
     categories: list[CategoryOut]
     circuit_breaker: dict[str, Any]
     cache: dict[str, int]
