@@ -240,8 +240,12 @@ class FaqBot:
             yield event
 
     def _on_llm_failure(self, exc: Exception) -> Fallback:
+        """Count the failure; a provider that said when to come back (Retry-After) gets no call
+        before then: the circuit opens that long, and users meanwhile get the offline answer."""
         self.breaker.record_failure()
         error = exc if isinstance(exc, LLMError) else LLMProtocolError(repr(exc))
+        if error.retry_after:
+            self.breaker.open_for(error.retry_after)
         if isinstance(error, LLMAuthError):
             log.error(
                 "llm.auth_failed",

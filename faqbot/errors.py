@@ -8,9 +8,9 @@ FaqBotError                 base; `user_message` is safe to show, `code` is stab
 ├── RateLimitedError        the client exceeded its quota (carries retry_after)
 └── LLMError                the language model failed; the bot falls back to retrieval
     ├── LLMTimeoutError     no answer within the time budget
-    ├── LLMRateLimitError   the provider said 429
+    ├── LLMRateLimitError   the provider said 429 (with its Retry-After as retry_after)
     ├── LLMAuthError        the provider rejected the credentials (operator must act)
-    ├── LLMUnavailableError 5xx, connection error, or the circuit breaker is open
+    ├── LLMUnavailableError 5xx (any Retry-After as retry_after), connection error, open circuit
     └── LLMProtocolError    torn stream, malformed tool call, empty choices
 EmbeddingError (a FaqBotError) the embedder failed; retrieval continues lexical-only
 """
@@ -90,10 +90,18 @@ class RateLimitedError(FaqBotError):
 
 
 class LLMError(FaqBotError):
-    """The language model failed; callers fall back to offline retrieval."""
+    """The language model failed; callers fall back to offline retrieval.
+
+    `retry_after` is the provider's Retry-After in seconds when it sent one (429, 503): the bot
+    keeps its circuit open that long rather than asking again (or making a user wait) sooner.
+    """
 
     code = "LLM_ERROR"
     user_message = "The AI service is unavailable right now."
+
+    def __init__(self, message: str | None = None, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class LLMTimeoutError(LLMError):

@@ -2,13 +2,23 @@
 
 Works with any OpenAI-compatible endpoint (OpenAI, Azure-style gateways, Ollama, vLLM, LM Studio)
 through an injected AsyncOpenAI client; SDK exceptions are translated into faqbot's LLMError tree.
+
+Retry-After: the SDK waits out a provider's Retry-After (up to two minutes) before each retry, so
+one `Retry-After: 20` held every question 20 s before its offline fallback. `make_client` builds a
+client that retries only when the wait is at most MAX_RETRY_WAIT_S (well inside the per-turn LLM
+budget); a longer one fails at once with the wait in the error's `retry_after`, and the bot keeps
+its circuit breaker open that long (faqbot.bot), so users get the offline answer without waiting.
 """
 
 from __future__ import annotations
 
+import email.utils
+import math
+import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, NoReturn
 
+import httpx2
 import openai
 
 from faqbot.errors import (
@@ -34,18 +44,59 @@ def price_usage(
     return Usage(prompt, completion, round(cost, 8))
 
 
+MAX_RETRY_WAIT_S = 2.0  # the longest Retry-After the SDK may wait out before its retry
+
+
+def retry_after_seconds(headers: httpx2.Headers) -> float | None:
+    """The wait a response asks for (retry-after-ms, Retry-After seconds or HTTP date), or None.
+
+    Parsed as the SDK does, so the retry decision and the breaker's window agree with it.
+    """
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        try:
+            seconds = float(headers.get(name, "")) * scale
+        except ValueError:
+            continue
+        return seconds if math.isfinite(seconds) and seconds >= 0 else None
+    parsed = email.utils.parsedate_tz(headers.get("retry-after", ""))
+    return None if parsed is None else max(0.0, email.utils.mktime_tz(parsed) - time.time())
+
+
+class BoundedRetryClient(openai.AsyncOpenAI):
+    """AsyncOpenAI that does not retry when the provider asks for a wait over `max_retry_wait`.
+
+    Overrides the SDK's retry decision (`_should_retry`, the hook its retry loop consults for
+    every 4xx/5xx); backoff for timeouts and connection errors is the SDK's own (0.5 s, 1 s...).
+    Copies (`with_options`) fall back to the class default.
+    """
+
+    max_retry_wait: float = MAX_RETRY_WAIT_S
+
+    def _should_retry(self, response: httpx2.Response) -> bool:
+        wait = retry_after_seconds(response.headers)
+        if wait is not None and wait > self.max_retry_wait:
+            return False  # fail now: the breaker keeps the provider's time (faqbot.bot)
+        return super()._should_retry(response)
+
+
+def _status_error(exc: openai.APIStatusError) -> LLMError:
+    """The LLMError for an HTTP error status, carrying the response's Retry-After."""
+    wait = retry_after_seconds(exc.response.headers)
+    if isinstance(exc, openai.RateLimitError):
+        return LLMRateLimitError("LLM provider rate limit (429)", retry_after=wait)
+    if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
+        return LLMAuthError(f"LLM provider rejected the credentials ({exc.status_code})")
+    return LLMUnavailableError(f"LLM provider error {exc.status_code}", retry_after=wait)
+
+
 def _translate(exc: Exception) -> NoReturn:
     """Map an SDK/transport exception to the faqbot LLMError tree (never leaks the key)."""
     if isinstance(exc, LLMError):
         raise exc
     if isinstance(exc, openai.APITimeoutError):
         raise LLMTimeoutError("LLM request timed out") from exc
-    if isinstance(exc, openai.RateLimitError):
-        raise LLMRateLimitError("LLM provider rate limit (429)") from exc
-    if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
-        raise LLMAuthError(f"LLM provider rejected the credentials ({exc.status_code})") from exc
     if isinstance(exc, openai.APIStatusError):
-        raise LLMUnavailableError(f"LLM provider error {exc.status_code}") from exc
+        raise _status_error(exc) from exc
     if isinstance(exc, openai.APIConnectionError):
         raise LLMUnavailableError(f"LLM connection failed: {type(exc).__name__}") from exc
     raise LLMProtocolError(f"LLM stream failed: {type(exc).__name__}: {exc}") from exc
@@ -160,11 +211,15 @@ def make_client(
     timeout: float,
     connect_timeout: float,
     max_retries: int,
+    max_retry_wait: float = MAX_RETRY_WAIT_S,
 ) -> openai.AsyncOpenAI:
-    """An AsyncOpenAI client with explicit timeouts and a bounded retry count."""
-    return openai.AsyncOpenAI(
+    """An AsyncOpenAI client with explicit timeouts, a bounded retry count, and no retry after a
+    Retry-After longer than `max_retry_wait` seconds (see BoundedRetryClient)."""
+    client = BoundedRetryClient(
         api_key=api_key,
         base_url=base_url,
         timeout=openai.Timeout(timeout, connect=connect_timeout),
         max_retries=max_retries,
     )
+    client.max_retry_wait = max_retry_wait
+    return client

@@ -7,6 +7,7 @@
 - faq.py: GET /faq/{entry_id} (JSON, or an HTML page for browsers; pages.py renders it)
 - health.py: GET /health and GET /metrics
 - errors.py: every error as an ErrorResponse
+- limits.py: `RequestGate`, counting every POST and capping bodies before any route reads them
 - dispatch.py: `PrefixDispatcher`, serving /api ahead of Chainlit's routes
 - security.py: security headers, the websocket origin check, the client address
 - airgap.py: no link to another host in Chainlit's page

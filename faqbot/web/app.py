@@ -1,7 +1,8 @@
 """`create_api`: the JSON/SSE API, the same FaqBot as the chat UI, mounted at /api.
 
 Routes (all under /api): GET /health, POST /chat, POST /chat/stream (server-sent events),
-GET /faq/{entry_id}, GET /metrics. Errors always use the ErrorResponse shape.
+GET /faq/{entry_id}, GET /metrics. Errors always use the ErrorResponse shape. Every POST counts
+toward its client's rate limit and no body over MAX_BODY_BYTES is read (limits.py).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from faqbot.web.context import ApiContext, BotGetter
 from faqbot.web.errors import register_error_handlers
 from faqbot.web.faq import register_faq
 from faqbot.web.health import register_health, register_metrics
+from faqbot.web.limits import RequestGate
 from faqbot.web.schemas import MAX_QUESTION_CHARS
 
 
@@ -42,6 +44,7 @@ def create_api(
         servers=[{"url": prefix}],
     )
     _cap_question_length(api, settings)
+    api.add_middleware(RequestGate, limiter=limiter)  # inside CORS: its 413/429 carry CORS
     _add_cors(api, settings)
     register_error_handlers(api)
     register_health(api, ctx)

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import structlog
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.responses import StreamingResponse
 
 from faqbot.bot import FaqBot
@@ -133,10 +133,10 @@ def register_chat(api: FastAPI, ctx: ApiContext) -> None:
     """POST /chat and POST /chat/stream."""
 
     @api.post("/chat", response_model=ChatResponse, tags=["chat"], responses=ERRORS)
-    async def chat(body: ChatRequest, request: Request) -> ChatResponse:
+    async def chat(body: ChatRequest) -> ChatResponse:
         """Answer one question; pass `conversation_id` back for follow-ups."""
         bot = ctx.bot_or_503()
-        question = await ctx.admit(request, body.question)
+        question = ctx.clean(body.question)
         conversation_id = body.conversation_id or ctx.conversations.new_id()
         history = ctx.conversations.history(conversation_id)
         result: TurnResult | None = None
@@ -153,10 +153,10 @@ def register_chat(api: FastAPI, ctx: ApiContext) -> None:
         responses=STREAM_RESPONSES,
         response_class=StreamingResponse,
     )
-    async def chat_stream(body: ChatRequest, request: Request) -> StreamingResponse:
+    async def chat_stream(body: ChatRequest) -> StreamingResponse:
         """The same answer as a stream of server-sent events."""
         bot = ctx.bot_or_503()
-        question = await ctx.admit(request, body.question)
+        question = ctx.clean(body.question)
         conversation_id = body.conversation_id or ctx.conversations.new_id()
         history = ctx.conversations.history(conversation_id)
         return StreamingResponse(

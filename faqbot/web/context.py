@@ -6,8 +6,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from fastapi import Request
-
 from faqbot.bot import FaqBot
 from faqbot.config import Settings
 from faqbot.contact import support_contact
@@ -38,10 +36,8 @@ class ApiContext:
             raise Unavailable
         return bot
 
-    async def admit(self, request: Request, question: str) -> str:
-        """Count the request against its client's rate limit; the question, cleaned."""
-        client = request.client.host if request.client else "unknown"
-        await self.limiter.check(f"ip:{client}")
+    def clean(self, question: str) -> str:
+        """The question, cleaned (the request was already counted: faqbot.web.limits)."""
         return clean_question(question, self.settings.max_question_chars)
 
     def contact_for(self, bot: FaqBot, result: TurnResult) -> str | None:

@@ -40,7 +40,8 @@ async def on_input(request: Request, exc: InputError) -> Any:
     return error_response(422, "Invalid question", exc.code, exc.user_message)
 
 
-async def on_rate(request: Request, exc: RateLimitedError) -> Any:
+def rate_limited_response(exc: RateLimitedError) -> JSONResponse:
+    """The 429 answer with Retry-After (from a route, or from the gate before any route)."""
     return error_response(
         429,
         "Too many requests",
@@ -48,6 +49,10 @@ async def on_rate(request: Request, exc: RateLimitedError) -> Any:
         exc.user_message,
         **{"Retry-After": str(exc.retry_after)},
     )
+
+
+async def on_rate(request: Request, exc: RateLimitedError) -> Any:
+    return rate_limited_response(exc)
 
 
 async def on_unavailable(request: Request, exc: Unavailable) -> Any:

@@ -1,4 +1,4 @@
-"""The API's request and response models, the ERRORS table and the question limits."""
+"""The API's request and response models, the ERRORS table, the question and body limits."""
 
 from __future__ import annotations
 
@@ -13,6 +13,11 @@ from faqbot.events import Outcome
 # pydantic's Rust regex and ECMA-262, checked over every code point in tests/test_api.py.
 VISIBLE_CHAR = r"[^\s\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]"
 MAX_QUESTION_CHARS = 1000  # the API's hard cap; the MAX_QUESTION_CHARS setting may only lower it
+# Request bodies are cut off here before parsing (faqbot.web.limits). The largest valid
+# ChatRequest is about 12 KB: 1,000 characters a client JSON-escapes as surrogate pairs
+# ("\ud83d\ude00", 12 bytes each), a 64-character conversation id and the keys
+# (tests/test_body_limit.py sends it).
+MAX_BODY_BYTES = 16 * 1024
 
 
 class ChatRequest(BaseModel):
@@ -110,6 +115,7 @@ class FaqEntryOut(BaseModel):
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorResponse, "description": "Malformed request body"},
+    413: {"model": ErrorResponse, "description": f"Request body over {MAX_BODY_BYTES} bytes"},
     422: {"model": ErrorResponse, "description": "Invalid request"},
     429: {"model": ErrorResponse, "description": "Rate limited; see Retry-After"},
     500: {"model": ErrorResponse, "description": "Internal error (no details leaked)"},
