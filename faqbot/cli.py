@@ -1,4 +1,4 @@
-"""Command line: `python -m faqbot check|ask|eval`."""
+"""Command line: `python -m faqbot check|ask|eval|serve`."""
 
 from __future__ import annotations
 
@@ -90,6 +90,12 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from faqbot.serve import serve
+
+    return serve(load_settings())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m faqbot", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -103,6 +109,14 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("file")
     ev.add_argument("--offline", action="store_true", help="ignore OPENAI_API_KEY")
     ev.set_defaults(func=_cmd_eval)
+    srv = sub.add_parser(
+        "serve",
+        help="run the chat UI and API with HOST, PORT, RELOAD, DEBUG and DATA_DIR",
+        description="Run chainlit_app.py (from the current folder) on HOST:PORT; exit 1 if the "
+        "port is taken or DATA_DIR is not writable. RELOAD=true watches the code, DEBUG=true "
+        "logs Chainlit at debug level.",
+    )
+    srv.set_defaults(func=_cmd_serve)
     return parser
 
 
@@ -111,7 +125,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = load_settings()
-        configure_logging("WARNING" if args.command != "check" else settings.log_level, "console")
+        if args.command != "serve":  # the app configures its own logging (LOG_LEVEL/LOG_FORMAT)
+            level = settings.log_level if args.command == "check" else "WARNING"
+            configure_logging(level, "console")
         result: int = args.func(args)
         return result
     except FaqFormatError as exc:
