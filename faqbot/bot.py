@@ -33,6 +33,7 @@ from faqbot.events import (
     Token,
     TurnResult,
     Usage,
+    Via,
 )
 from faqbot.llm.protocol import ChatModel
 from faqbot.logs import get_logger
@@ -43,7 +44,7 @@ from faqbot.retrieval.confidence import Zones
 from faqbot.retrieval.hybrid import HybridRetriever
 from faqbot.retrieval.indexer import SemanticIndexer
 from faqbot.retrieval.vectors import DenseIndex
-from faqbot.router import LLMRouter
+from faqbot.router import LLMRouter, Route
 from faqbot.validation import clean_question
 
 log = get_logger("faqbot.bot")
@@ -276,7 +277,10 @@ class FaqBot:
         assert router is not None
         assert answerer is not None
         deadline = _Deadline(self.settings.llm_budget_seconds)
-        route = await deadline.run(router.route(question, history))
+        route = await self._local_route(parts, question, history)
+        via: Via = "retrieval"
+        if route is None:
+            route, via = await deadline.run(router.route(question, history)), "llm"
         usage = route.usage
         if route.category is None:
             yield RouteDecided(None, 0.0, route.standalone_question, "llm")
@@ -290,7 +294,7 @@ class FaqBot:
         await parts.retriever.prepare([route.standalone_question])  # off the event loop
         grounding = answerer.ground(route.category, route.standalone_question)
         found = parts.retriever.search(route.standalone_question, k=1, category=route.category)
-        yield RouteDecided(route.category, found.confidence, route.standalone_question, "llm")
+        yield RouteDecided(route.category, found.confidence, route.standalone_question, via)
         key = AnswerCache.key(
             parts.kb.version,
             route.category,
@@ -332,6 +336,22 @@ class FaqBot:
             question, text, route.category, confidence, route.standalone_question, sources,
             refused=refused, mode="llm", usage=usage, started=started, cached=cached is not None,
         )  # fmt: skip
+
+    async def _local_route(
+        self, parts: _Parts, question: str, history: Sequence[ChatTurn]
+    ) -> Route | None:
+        """Route by retrieval, skipping the router's LLM call, when that is safe: hybrid ranking
+        is on (calibrated), its confidence is in the answer zone, and the question stands alone
+        (a follow-up needs the router's standalone rewrite). Measured in bench/RESULTS.md."""
+        if not self.settings.local_routing or parts.retriever.mode != "hybrid":
+            return None
+        if history and parts.offline.is_follow_up(question):
+            return None
+        await parts.retriever.prepare([question])
+        found = parts.retriever.search(question, k=1)
+        if found.top is None or parts.offline.zones.zone(found.confidence) != "answer":
+            return None
+        return Route(found.top.entry.category, question, Usage())
 
     async def _refusal(self, parts: _Parts) -> AsyncIterator[Event]:
         async for event in parts.offline.stream(self.settings.refusal_text):

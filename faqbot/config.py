@@ -19,6 +19,7 @@ from faqbot.errors import ConfigError
 REFUSAL_TEXT = (
     "I don't have that information in my FAQ database. Please contact support for more details."
 )
+MIN_SECRET_CHARS = 16  # CONVERSATION_SECRET, when set
 
 
 # Values that mean "no key": blank, the seed's .env.example text, and the fake key that
@@ -44,6 +45,9 @@ class Settings(BaseSettings):
     openai_max_retries: int = Field(default=1, ge=0, le=5)
     llm_budget_seconds: float = Field(default=30.0, gt=0, le=600)
     llm_history_turns: int = Field(default=6, ge=0, le=50)
+    # Skip the router call when hybrid retrieval is confident (answer zone) and the question is
+    # not a follow-up: one LLM round trip instead of two, and a cached answer needs none.
+    local_routing: bool = True
     circuit_failure_threshold: int = Field(default=3, ge=1, le=100)
     circuit_reset_seconds: float = Field(default=30.0, gt=0, le=3600)
     answer_cache_ttl: float = Field(default=600.0, ge=0, le=86_400)
@@ -78,6 +82,12 @@ class Settings(BaseSettings):
     rate_limit_window: int = Field(default=60, ge=1, le=86_400)
     redis_url: str | None = None
     max_question_chars: int = Field(default=1000, ge=1, le=100_000)
+    # Signs the API's conversation tokens (faqbot.conversations). Unset: a random secret per
+    # process, so tokens die at a restart and are refused by other replicas; set the same value on
+    # every replica of a deployment. Never logged.
+    conversation_secret: SecretStr | None = None
+    # An SSE stream sends a `: keep-alive` comment after this long without an event
+    sse_keepalive_seconds: float = Field(default=3.0, gt=0, le=60)
 
     # Knowledge and retrieval
     faq_dir: Path = Path("faqs")
@@ -123,6 +133,21 @@ class Settings(BaseSettings):
     def _blank_key_is_none(cls, value: Any) -> Any:
         if isinstance(value, str) and value.strip() in PLACEHOLDER_KEYS:
             return None
+        return value
+
+    @field_validator("conversation_secret", mode="before")
+    @classmethod
+    def _check_conversation_secret(cls, value: Any) -> Any:
+        """Blank means unset; a set secret must be long enough to resist guessing."""
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if isinstance(text, str):
+            if not text.strip():
+                return None
+            if len(text.strip()) < MIN_SECRET_CHARS:
+                raise ValueError(
+                    f"must be at least {MIN_SECRET_CHARS} characters "
+                    "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+                )
         return value
 
     @property

@@ -89,7 +89,7 @@ class OfflineEngine:
         in Paris?" after a pricing question does not.
         """
         previous = next((t.content for t in reversed(history) if t.role == "user"), None)
-        follow_up = previous is not None and self._is_follow_up(question)
+        follow_up = previous is not None and self.is_follow_up(question)
         joined_query = f"{previous} {question}"
         await self.retriever.prepare([question, joined_query] if follow_up else [question])
         alone = self._decide(question, category)
@@ -99,7 +99,8 @@ class OfflineEngine:
                 return joined
         return alone
 
-    def _is_follow_up(self, question: str) -> bool:
+    def is_follow_up(self, question: str) -> bool:
+        """Short, refers back, and uses no word the FAQ has never seen."""
         words = self.retriever.tokenizer.tokens(question)
         return (
             len(words) <= FOLLOW_UP_MAX_WORDS
