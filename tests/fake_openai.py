@@ -44,8 +44,28 @@ and records (`embedding_requests`, `embedding_headers`), so they never consume c
 `error(...)`, `rate_limited()`, `server_error()`, `hang(...)` and `torn(...)` (half a JSON body,
 then the connection is cut) work there too, plus `bad_embeddings(fault)` for malformed 200s.
 
+Latency profile (`LatencyProfile`, one model for streamed AND non-streamed replies): the first
+token after `first_token_ms`, then `tokens_per_second`; `answer_tokens` makes every text answer
+exactly that many tokens (the reply's words, repeated as needed, then cut) and `tool_call_tokens`
+sends every tool call's arguments as that many fragments (padded with JSON whitespace when
+shorter). A streamed text reply's first content chunk arrives after the first-token delay and its
+last one `(answer_tokens - 1) / tokens_per_second` later; a tool call's name arrives after the
+delay and each argument fragment one token-time later. A NON-streamed reply waits exactly as long
+as the same reply streamed would take to finish, then returns the whole body. `completion_tokens`
+in `usage` counts those tokens. Presets in `PROFILES` ("zero", "realistic": 300 ms, 100 tokens/s,
+150-token answers, 20-token tool calls). Set it with `FakeOpenAI(profile=...)`, `fake.profile =
+...`, the CLI (`--profile realistic`, or the separate flags), or over HTTP (below). `reset()`
+restores the profile given at construction.
+
+Control endpoints (for benchmarks driving a CLI fake from another process):
+`GET /_fake/stats` -> `{"chat_calls", "embedding_calls", "usage": [usage of each chat call],
+"profile", "stall_seconds"}`; `POST /_fake/reset` clears records and scripts (not the profile);
+`POST /_fake/profile` with any of the `LatencyProfile` fields (or `{"preset": "realistic"}`) and
+`stall_seconds` (a number: every chat call not scripted hangs that long, as `hang()`; null: off).
+
 CLI for manual runs and benchmarks (auto-responder, loopback only, one log line per request):
     python -m tests.fake_openai --port 8011 --first-token-ms 300 --tokens-per-second 40
+    python -m tests.fake_openai --port 0 --profile realistic --quiet
 """
 
 from __future__ import annotations
@@ -54,6 +74,7 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import hashlib
 import ipaddress
 import json
@@ -77,8 +98,10 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 __all__ = [
+    "PROFILES",
     "REFUSAL",
     "FakeOpenAI",
+    "LatencyProfile",
     "Reply",
     "auto_responder",
     "bad_args",
@@ -141,6 +164,37 @@ class Reply:
     torn_after: int = 3
     hang_seconds: float = 30.0
     embedding_fault: EmbeddingFault | None = None
+    tool_call_fragments: int | None = None  # set by a profile's tool_call_tokens
+
+
+@dataclass(frozen=True)
+class LatencyProfile:
+    """One latency model for every chat reply, streamed or not (see the module docstring).
+
+    `tokens_per_second` None or 0 sends every token at once; `answer_tokens` /
+    `tool_call_tokens` None keep each reply's own length.
+    """
+
+    first_token_ms: float = 0.0
+    tokens_per_second: float | None = None
+    answer_tokens: int | None = None
+    tool_call_tokens: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "first_token_ms": self.first_token_ms,
+            "tokens_per_second": self.tokens_per_second,
+            "answer_tokens": self.answer_tokens,
+            "tool_call_tokens": self.tool_call_tokens,
+        }
+
+
+PROFILES: dict[str, LatencyProfile] = {
+    "zero": LatencyProfile(),
+    "realistic": LatencyProfile(
+        first_token_ms=300, tokens_per_second=100, answer_tokens=150, tool_call_tokens=20
+    ),
+}
 
 
 def text(content: str, **kw: Any) -> Reply:
@@ -360,6 +414,24 @@ def _fragments(raw: str, n: int = 4) -> list[str]:
     return [raw[i : i + size] for i in range(0, len(raw), size)] or [""]
 
 
+def _exact_fragments(raw: str, n: int) -> list[str]:
+    """`raw` in exactly `n` non-empty pieces (right-padded with spaces, valid JSON whitespace)."""
+    raw = raw.ljust(n)
+    size, extra = divmod(len(raw), n)
+    out, at = [], 0
+    for i in range(n):
+        step = size + (1 if i < extra else 0)
+        out.append(raw[at : at + step])
+        at += step
+    return out
+
+
+def _sized_text(content: str, n: int) -> str:
+    """`content` made exactly `n` word-chunks long: its words repeated as needed, then cut."""
+    words = content.split() or ["token"]
+    return " ".join(words[i % len(words)] for i in range(n))
+
+
 def _estimate_prompt_tokens(body: dict[str, Any]) -> int:
     words = sum(len(_content(m).split()) for m in body.get("messages", []) if isinstance(m, dict))
     return round(words * 1.3) + 8 * len(body.get("tools") or [])
@@ -410,12 +482,22 @@ class FakeOpenAI:
         embedding_delay: float = 0.0,
         host: str = "127.0.0.1",
         port: int = 0,
+        answer_tokens: int | None = None,
+        tool_call_tokens: int | None = None,
+        profile: LatencyProfile | None = None,
     ) -> None:
         self.model = model
         self.embedding_dim = embedding_dim
         self.embedding_delay = embedding_delay
         self.first_token_delay = first_token_delay
         self.tokens_per_second = tokens_per_second
+        self.answer_tokens = answer_tokens
+        self.tool_call_tokens = tool_call_tokens
+        if profile is not None:
+            self.profile = profile
+        self._initial_profile = self.profile
+        self.stall_seconds: float | None = None
+        self.usages: list[dict[str, int]] = []
         self.responder = responder or auto_responder
         self.host = host
         self.port = port
@@ -435,8 +517,28 @@ class FakeOpenAI:
                 Route("/v1/chat/completions", self._chat, methods=["POST"]),
                 Route("/v1/models", self._models, methods=["GET"]),
                 Route("/v1/embeddings", self._embeddings, methods=["POST"]),
+                Route("/_fake/stats", self._stats, methods=["GET"]),
+                Route("/_fake/reset", self._reset_route, methods=["POST"]),
+                Route("/_fake/profile", self._profile_route, methods=["POST"]),
             ]
         )
+
+    @property
+    def profile(self) -> LatencyProfile:
+        """The latency model in force (first-token delay, tokens/s, answer and tool-call length)."""
+        return LatencyProfile(
+            first_token_ms=self.first_token_delay * 1000,
+            tokens_per_second=self.tokens_per_second,
+            answer_tokens=self.answer_tokens,
+            tool_call_tokens=self.tool_call_tokens,
+        )
+
+    @profile.setter
+    def profile(self, value: LatencyProfile) -> None:
+        self.first_token_delay = value.first_token_ms / 1000
+        self.tokens_per_second = value.tokens_per_second
+        self.answer_tokens = value.answer_tokens
+        self.tool_call_tokens = value.tool_call_tokens
 
     @property
     def base_url(self) -> str:
@@ -475,12 +577,64 @@ class FakeOpenAI:
             self.headers.clear()
             self.embedding_requests.clear()
             self.embedding_headers.clear()
+            self.usages.clear()
+        self.profile = self._initial_profile
+        self.stall_seconds = None
 
     def _next(self, body: dict[str, Any]) -> Reply:
         with self._lock:
             if self._queue:
-                return self._queue.popleft()
-        return self.responder(body)
+                return self._shaped(self._queue.popleft())
+        if self.stall_seconds is not None:
+            return hang(self.stall_seconds)
+        return self._shaped(self.responder(body))
+
+    def _shaped(self, reply: Reply) -> Reply:
+        """`reply` with the profile's answer / tool-call length applied (text and tool calls)."""
+        if reply.kind == "text" and self.answer_tokens:
+            return dataclasses.replace(reply, text=_sized_text(reply.text, self.answer_tokens))
+        if reply.kind == "tool_calls" and self.tool_call_tokens:
+            return dataclasses.replace(reply, tool_call_fragments=self.tool_call_tokens)
+        return reply
+
+    # --- control (benchmarks) ---------------------------------------------------------
+
+    async def _stats(self, request: Request) -> Response:
+        with self._lock:
+            stats = {
+                "chat_calls": len(self.requests),
+                "embedding_calls": len(self.embedding_requests),
+                "usage": list(self.usages),
+            }
+        stats |= {"profile": self.profile.as_dict(), "stall_seconds": self.stall_seconds}
+        return JSONResponse(stats)
+
+    async def _reset_route(self, request: Request) -> Response:
+        with self._lock:
+            self._queue.clear()
+            self._embedding_queue.clear()
+            self.requests.clear()
+            self.headers.clear()
+            self.embedding_requests.clear()
+            self.embedding_headers.clear()
+            self.usages.clear()
+        return JSONResponse({"ok": True})
+
+    async def _profile_route(self, request: Request) -> Response:
+        try:
+            body = json.loads(await request.body())
+            if not isinstance(body, dict):
+                raise ValueError("a JSON object is expected")
+            base = PROFILES[body.pop("preset")] if "preset" in body else self.profile
+            stall = body.pop("stall_seconds", self.stall_seconds)
+            fields = base.as_dict() | body
+            profile = LatencyProfile(**fields)
+        except (ValueError, KeyError, TypeError) as exc:
+            err = {"message": f"bad profile: {exc}", "type": "invalid_request_error"}
+            return JSONResponse({"error": err}, status_code=400)
+        self.profile = profile
+        self.stall_seconds = None if stall is None else float(stall)
+        return JSONResponse({"profile": profile.as_dict(), "stall_seconds": self.stall_seconds})
 
     # --- handlers ---------------------------------------------------------------------
 
@@ -509,6 +663,8 @@ class FakeOpenAI:
         if reply.kind == "error":
             return JSONResponse(reply.error_body, status_code=reply.status, headers=reply.headers)
         usage = self._usage(body, reply)
+        with self._lock:
+            self.usages.append(usage)
         if body.get("stream"):
             return StreamingResponse(
                 self._sse(body, reply, usage),
@@ -522,7 +678,7 @@ class FakeOpenAI:
                 media_type="application/json",
                 headers=reply.headers,
             )
-        await asyncio.sleep(self._delay(reply))
+        await asyncio.sleep(self._duration(reply))  # as long as the same reply streamed
         return JSONResponse(completion, headers=reply.headers)
 
     async def _embeddings(self, request: Request) -> Response:
@@ -616,13 +772,31 @@ class FakeOpenAI:
         tps = self.tokens_per_second if tps is None else tps
         return 1.0 / tps if tps else 0.0
 
+    def _arg_fragments(self, reply: Reply, raw: str) -> list[str]:
+        n = reply.tool_call_fragments
+        return _exact_fragments(raw, n) if n else _fragments(raw)
+
+    def _duration(self, reply: Reply) -> float:
+        """Seconds until the last token of `reply` streamed: the pacing of a non-streamed reply."""
+        delay, gap = self._delay(reply), self._gap(reply)
+        if reply.kind == "tool_calls":
+            steps = sum(len(self._arg_fragments(reply, raw)) for _, raw in reply.tool_calls)
+        elif reply.kind == "text":
+            steps = len(_pieces(reply.text)) - 1
+        else:
+            steps = 0
+        return delay + gap * max(0, steps)
+
     def _usage(self, body: dict[str, Any], reply: Reply) -> dict[str, int]:
         if reply.usage is not None:
             prompt, completion = reply.usage
         else:
             prompt = _estimate_prompt_tokens(body)
             completion = len(_pieces(reply.text)) if reply.text else 0
-            completion += sum(max(1, len(n + a) // 4) for n, a in reply.tool_calls)
+            if reply.tool_call_fragments:
+                completion += reply.tool_call_fragments * len(reply.tool_calls)
+            else:
+                completion += sum(max(1, len(n + a) // 4) for n, a in reply.tool_calls)
         return {
             "prompt_tokens": prompt,
             "completion_tokens": completion,
@@ -670,7 +844,7 @@ class FakeOpenAI:
                     if i == 0:
                         delta = {"role": "assistant", "content": None, **delta}
                     yield self._chunk(cid, choice(delta), **extra)
-                    for frag in _fragments(raw):
+                    for frag in self._arg_fragments(reply, raw):
                         if gap:
                             await asyncio.sleep(gap)
                         delta = {"tool_calls": [{"index": i, "function": {"arguments": frag}}]}
@@ -830,22 +1004,41 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1", help="loopback address only")
     parser.add_argument("--port", type=int, default=8011)
     parser.add_argument("--model", default="fake-model")
-    parser.add_argument("--first-token-ms", type=float, default=0.0)
+    parser.add_argument(
+        "--profile",
+        choices=sorted(PROFILES),
+        default="zero",
+        help="latency preset (the flags below override its fields)",
+    )
+    parser.add_argument("--first-token-ms", type=float, default=None)
     parser.add_argument("--tokens-per-second", type=float, default=None)
+    parser.add_argument(
+        "--answer-tokens", type=int, default=None, help="every text answer's length"
+    )
+    parser.add_argument("--tool-call-tokens", type=int, default=None, help="tool-call length")
     parser.add_argument("--embedding-dim", type=int, default=64)
+    parser.add_argument("--quiet", action="store_true", help="no log line per request")
     args = parser.parse_args(argv)
     if not _is_loopback(args.host):
         parser.error(f"--host must be a loopback address, not {args.host!r}")
+    preset = PROFILES[args.profile]
+    overrides = {
+        "first_token_ms": args.first_token_ms,
+        "tokens_per_second": args.tokens_per_second,
+        "answer_tokens": args.answer_tokens,
+        "tool_call_tokens": args.tool_call_tokens,
+    }
+    profile = dataclasses.replace(preset, **{k: v for k, v in overrides.items() if v is not None})
     fake = FakeOpenAI(
         model=args.model,
-        first_token_delay=args.first_token_ms / 1000,
-        tokens_per_second=args.tokens_per_second,
+        profile=profile,
         embedding_dim=args.embedding_dim,
         host=args.host,
         port=args.port,
     )
-    fake.on_request = _log_request
-    fake.on_embedding_request = _log_embedding_request
+    if not args.quiet:
+        fake.on_request = _log_request
+        fake.on_embedding_request = _log_embedding_request
     fake.start()
     print(f"fake OpenAI server at {fake.base_url} (Ctrl-C to stop)", flush=True)
     try:

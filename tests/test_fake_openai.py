@@ -507,3 +507,140 @@ def test_cli_serves_and_logs_one_line_per_request() -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=5)
+
+
+# --- latency profile ----------------------------------------------------------------------
+
+PROFILE = fo.LatencyProfile(
+    first_token_ms=200, tokens_per_second=50, answer_tokens=10, tool_call_tokens=8
+)
+
+
+async def test_profile_paces_a_streamed_answer_and_sets_its_length() -> None:
+    with fo.running(profile=PROFILE) as fake:
+        async with openai.AsyncOpenAI(
+            base_url=fake.base_url, api_key="k", max_retries=0, timeout=5.0
+        ) as client:
+            fake.script(fo.text("Yes, 20% off."))
+            started = time.monotonic()
+            stream = await client.chat.completions.create(
+                model="m", messages=USER, stream=True, stream_options={"include_usage": True}
+            )
+            arrivals = [(time.monotonic() - started, chunk) async for chunk in stream]
+    words = [(t, c) for t, c in arrivals if c.choices and c.choices[0].delta.content]
+    assert "".join(c.choices[0].delta.content for _, c in words).split() == (
+        "Yes, 20% off. Yes, 20% off. Yes, 20% off. Yes,".split()
+    )  # exactly 10 tokens: the answer repeated, then cut
+    assert 0.18 < words[0][0] < 0.6  # first token after 200 ms
+    assert 0.14 < words[-1][0] - words[0][0] < 0.6  # 9 gaps of 20 ms
+    assert arrivals[-1][1].usage.completion_tokens == 10
+    assert fake.usages[0]["completion_tokens"] == 10
+
+
+async def test_profile_makes_a_non_streamed_answer_wait_for_all_its_tokens() -> None:
+    with fo.running(profile=PROFILE) as fake:
+        async with openai.AsyncOpenAI(
+            base_url=fake.base_url, api_key="k", max_retries=0, timeout=5.0
+        ) as client:
+            started = time.monotonic()
+            done = await client.chat.completions.create(
+                model="m",
+                messages=[{"role": "user", "content": "Q: discounts?\nA: Yes, 20% off."}],
+            )
+            elapsed = time.monotonic() - started
+            fake.profile = fo.PROFILES["zero"]
+            started = time.monotonic()
+            await client.chat.completions.create(model="m", messages=USER)
+            zero = time.monotonic() - started
+    assert len(done.choices[0].message.content.split()) == 10
+    assert done.usage.completion_tokens == 10
+    assert 0.36 < elapsed < 1.0  # 200 ms + 9 token times of 20 ms, as the streamed reply
+    assert zero < 0.2
+
+
+async def test_profile_applies_to_tool_calls_streamed_and_not() -> None:
+    with fo.running(profile=PROFILE) as fake:
+        async with openai.AsyncOpenAI(
+            base_url=fake.base_url, api_key="k", max_retries=0, timeout=5.0
+        ) as client:
+            started = time.monotonic()
+            chunks = await stream_chunks(client, tools=TOOLS)
+            streamed = time.monotonic() - started
+            started = time.monotonic()
+            plain = await client.chat.completions.create(model="m", messages=USER, tools=TOOLS)
+            non_streamed = time.monotonic() - started
+    fragments = [
+        c.choices[0].delta.tool_calls[0].function.arguments
+        for c in chunks[1:]
+        if c.choices and c.choices[0].delta.tool_calls
+    ]
+    assert len(fragments) == 8
+    assert json.loads(tool_calls_of(chunks)[0]["arguments"]) == {"question": USER[0]["content"]}
+    call = plain.choices[0].message.tool_calls[0]
+    assert call.function.name == "faq_sales"
+    assert json.loads(call.function.arguments) == {"question": USER[0]["content"]}
+    assert plain.usage.completion_tokens == 8
+    for took in (streamed, non_streamed):  # 200 ms + 8 fragments of 20 ms
+        assert 0.34 < took < 1.0
+
+
+async def test_reset_restores_the_initial_profile_and_stall(fake_openai: fo.FakeOpenAI) -> None:
+    fake_openai.profile = fo.PROFILES["realistic"]
+    fake_openai.stall_seconds = 5
+    assert fake_openai.profile.answer_tokens == 150
+    fake_openai.reset()
+    assert fake_openai.profile == fo.PROFILES["zero"]
+    assert fake_openai.stall_seconds is None
+
+
+async def test_control_endpoints_set_profile_and_stall_and_report_usage() -> None:
+    import httpx
+
+    with fo.running() as fake:
+        root = fake.base_url.removesuffix("/v1")
+        async with (
+            httpx.AsyncClient(base_url=root, timeout=5.0) as http,
+            openai.AsyncOpenAI(
+                base_url=fake.base_url, api_key="k", max_retries=0, timeout=0.5
+            ) as client,
+        ):
+            resp = await http.post("/_fake/profile", json={"preset": "realistic"})
+            assert resp.json()["profile"] == fo.PROFILES["realistic"].as_dict()
+            resp = await http.post("/_fake/profile", json={"first_token_ms": 0, "answer_tokens": 3})
+            assert resp.json()["profile"]["answer_tokens"] == 3
+            assert resp.json()["profile"]["tokens_per_second"] == 100
+            assert (await http.post("/_fake/profile", json={"bogus": 1})).status_code == 400
+            await http.post("/_fake/profile", json={"tokens_per_second": None})
+            await client.chat.completions.create(model="m", messages=USER)
+            stats = (await http.get("/_fake/stats")).json()
+            assert stats["chat_calls"] == 1
+            assert stats["usage"][0]["completion_tokens"] == 3
+            assert stats["usage"][0]["prompt_tokens"] > 0
+            await http.post("/_fake/profile", json={"stall_seconds": 30})
+            started = time.monotonic()
+            with pytest.raises(openai.APITimeoutError):
+                await client.chat.completions.create(model="m", messages=USER)
+            assert time.monotonic() - started < 2
+            await http.post("/_fake/profile", json={"stall_seconds": None})
+            await http.post("/_fake/reset")
+            assert (await http.get("/_fake/stats")).json()["chat_calls"] == 0
+
+
+def test_cli_profile_preset_and_overrides() -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.fake_openai", "--port", "0", "--profile", "realistic",
+         "--first-token-ms", "50", "--quiet"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        base_url = proc.stdout.readline().split(" at ")[1].split()[0]
+        stats = httpx2.get(base_url.removesuffix("/v1") + "/_fake/stats", timeout=2).json()
+        assert stats["profile"] == {**fo.PROFILES["realistic"].as_dict(), "first_token_ms": 50}
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=5) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=5)
