@@ -100,9 +100,14 @@ async def test_out_of_scope_is_refused(client: httpx.AsyncClient) -> None:
 
 async def test_follow_up_with_conversation_id_offline(client: httpx.AsyncClient) -> None:
     first = await client.post("/chat", json={"question": "Which payment methods do you accept?"})
-    cid = first.json()["conversation_id"]
+    cid, token = first.json()["conversation_id"], first.json()["conversation_token"]
     follow = await client.post(
-        "/chat", json={"question": "and for annual ones?", "conversation_id": cid}
+        "/chat",
+        json={
+            "question": "and for annual ones?",
+            "conversation_id": cid,
+            "conversation_token": token,
+        },
     )
     assert follow.json()["conversation_id"] == cid
     assert follow.json()["sources"][0]["id"] == "sales-which-payment-methods-do-you-accept"
@@ -125,8 +130,9 @@ async def test_follow_up_with_conversation_id_reaches_the_llm_router(
     )
     async with client_for(build_bot(settings), settings) as c:
         first = await c.post("/chat", json={"question": "Do you offer discounts?"})
-        cid = first.json()["conversation_id"]
-        await c.post("/chat", json={"question": "and for annual plans?", "conversation_id": cid})
+        cid, token = first.json()["conversation_id"], first.json()["conversation_token"]
+        follow = {"question": "and for annual plans?", "conversation_id": cid}
+        await c.post("/chat", json={**follow, "conversation_token": token})
     contents = [m["content"] for m in fake_openai.requests[2]["messages"]]
     assert contents[1:] == ["Do you offer discounts?", DISCOUNT, "and for annual plans?"]
 
@@ -373,9 +379,14 @@ async def test_chat_and_follow_up_on_the_running_app(app_url: str) -> None:
     async with httpx.AsyncClient(base_url=f"{app_url}/api", timeout=20) as c:
         health = (await c.get("/health")).json()
         first = await c.post("/chat", json={"question": "Which payment methods do you accept?"})
-        cid = first.json()["conversation_id"]
+        cid, token = first.json()["conversation_id"], first.json()["conversation_token"]
         follow = await c.post(
-            "/chat", json={"question": "and for annual ones?", "conversation_id": cid}
+            "/chat",
+            json={
+                "question": "and for annual ones?",
+                "conversation_id": cid,
+                "conversation_token": token,
+            },
         )
         entry = await c.get(follow.json()["sources"][0]["url"].removeprefix("/api"))
         bad = await c.post("/chat", json={"question": ""})

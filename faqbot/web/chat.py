@@ -1,14 +1,26 @@
-"""POST /chat (one JSON answer) and POST /chat/stream (the same answer as server-sent events)."""
+"""POST /chat (one JSON answer) and POST /chat/stream (the same answer as server-sent events).
+
+A turn never outlives its client: when the HTTP client of `/chat` disconnects, the turn (and
+its LLM call) is cancelled at once, which the circuit breaker does not count as a provider
+failure (FaqBot.answer releases a cancelled probe); a dropped `/chat/stream` is cancelled by
+Starlette the same way. While a stream has nothing to send (a slow or stalled provider) it sends
+a `: keep-alive` comment every SSE_KEEPALIVE_SECONDS, so proxies and clients keep it open and a
+client can tell a waiting server from a dead connection.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import Any
 
+import anyio
 import structlog
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
 from fastapi.responses import StreamingResponse
+from starlette.types import Receive
 
 from faqbot.bot import FaqBot
 from faqbot.domain import ChatTurn
@@ -25,7 +37,7 @@ from faqbot.events import (
     TurnResult,
 )
 from faqbot.logs import get_logger
-from faqbot.web.context import ApiContext
+from faqbot.web.context import ApiContext, Conversation
 from faqbot.web.schemas import ERRORS, ChatRequest, ChatResponse, SourceOut
 
 log = get_logger("faqbot.web")
@@ -38,6 +50,10 @@ STREAM_RESPONSES: dict[int | str, dict[str, Any]] = {
         "content": {"text/event-stream": {"schema": {"type": "string"}}},
     },
 }
+
+KEEP_ALIVE = ": keep-alive\n\n"  # an SSE comment: clients ignore it, proxies see traffic
+CLIENT_CLOSED_REQUEST = 499  # nginx's status for a client that left before the answer
+CANCEL_WAIT_S = 2.0  # how long a cancelled turn may take to unwind (close its LLM call)
 
 
 def encode_sse(event: str, data: Any) -> str:
@@ -56,13 +72,14 @@ def source_out(source: Source, prefix: str) -> SourceOut:
 
 
 def chat_response(
-    result: TurnResult, conversation_id: str, prefix: str, contact: str | None = None
+    result: TurnResult, conversation: Conversation, prefix: str, contact: str | None = None
 ) -> ChatResponse:
     return ChatResponse(
         answer=result.answer,
         category=result.category,
         confidence=max(0.0, min(1.0, result.confidence)),
-        conversation_id=conversation_id,
+        conversation_id=conversation.id,
+        conversation_token=conversation.token,
         processing_time=round(result.elapsed_s, 4),
         sources=[source_out(s, prefix) for s in result.sources],
         fallback=result.fallback,
@@ -74,10 +91,12 @@ def chat_response(
     )
 
 
-def _finish(ctx: ApiContext, bot: FaqBot, result: TurnResult, conversation_id: str) -> ChatResponse:
+def _finish(
+    ctx: ApiContext, bot: FaqBot, result: TurnResult, conversation: Conversation
+) -> ChatResponse:
     """Record the turn in its conversation; the response describing it."""
-    ctx.conversations.record(conversation_id, result.question, result.answer)
-    return chat_response(result, conversation_id, ctx.prefix, ctx.contact_for(bot, result))
+    ctx.conversations.record(conversation.id, result.question, result.answer)
+    return chat_response(result, conversation, ctx.prefix, ctx.contact_for(bot, result))
 
 
 def _frame(event: Event, conversation_id: str, prefix: str) -> str | None:
@@ -105,20 +124,16 @@ def _frame(event: Event, conversation_id: str, prefix: str) -> str | None:
 
 
 async def _stream(
-    ctx: ApiContext,
-    bot: FaqBot,
-    question: str,
-    history: Sequence[ChatTurn],
-    conversation_id: str,
-) -> AsyncIterator[str]:
+    ctx: ApiContext, bot: FaqBot, question: str, conversation: Conversation
+) -> AsyncGenerator[str, None]:
     """The turn as server-sent events; a failure ends the stream with an `error` event."""
-    structlog.contextvars.bind_contextvars(conversation_id=conversation_id, face="sse")
+    structlog.contextvars.bind_contextvars(conversation_id=conversation.id, face="sse")
     try:
-        async for event in bot.answer(question, history):
+        async for event in bot.answer(question, conversation.history):
             if isinstance(event, Done):
-                done = _finish(ctx, bot, event.result, conversation_id)
+                done = _finish(ctx, bot, event.result, conversation)
                 yield encode_sse("done", done.model_dump())
-            elif (frame := _frame(event, conversation_id, ctx.prefix)) is not None:
+            elif (frame := _frame(event, conversation.id, ctx.prefix)) is not None:
                 yield frame
     except FaqBotError as exc:
         yield encode_sse("error", {"error": exc.user_message, "error_code": exc.code})
@@ -129,23 +144,99 @@ async def _stream(
         )
 
 
+_END = object()  # the frames are over
+
+
+async def with_keep_alive(frames: AsyncGenerator[str, None], every: float) -> AsyncIterator[str]:
+    """`frames`, plus a `: keep-alive` comment whenever `every` seconds pass without one.
+
+    The frames are produced in a task of their own, so waiting for the next one can time out
+    without cancelling the turn; closing this stream (the client went away) cancels that task
+    and waits, briefly, for the turn to unwind.
+    """
+    queue: asyncio.Queue[object] = asyncio.Queue(maxsize=1)
+
+    async def pump() -> None:
+        try:
+            async with contextlib.aclosing(frames):  # closed here, by the task driving it
+                async for frame in frames:
+                    await queue.put(frame)
+        except Exception as exc:  # _stream reports its own failures; anything else goes on
+            await queue.put(exc)
+        else:
+            await queue.put(_END)
+
+    producer = asyncio.create_task(pump())
+    try:
+        while True:
+            try:
+                item = await asyncio.wait_for(queue.get(), every)
+            except TimeoutError:
+                yield KEEP_ALIVE
+                continue
+            if item is _END:
+                return
+            if isinstance(item, Exception):
+                raise item
+            assert isinstance(item, str)
+            yield item
+    finally:
+        if not producer.done():
+            producer.cancel()
+            with anyio.move_on_after(CANCEL_WAIT_S, shield=True):
+                await asyncio.wait({producer})
+
+
+async def _disconnected(receive: Receive) -> None:
+    """Return once the HTTP client has gone (the request body was already read)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _unless_disconnected(
+    request: Request, bot: FaqBot, question: str, history: Sequence[ChatTurn]
+) -> TurnResult | None:
+    """The turn's result, or None when the client disconnected first (the turn is cancelled)."""
+
+    async def turn() -> TurnResult:
+        result: TurnResult | None = None
+        async for event in bot.answer(question, history):
+            if isinstance(event, Done):
+                result = event.result
+        assert result is not None
+        return result
+
+    work = asyncio.create_task(turn())
+    watch = asyncio.create_task(_disconnected(request.receive))
+    try:
+        await asyncio.wait({work, watch}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watch.cancel()
+        if not work.done():  # the client left (or this request was cancelled): stop the turn
+            work.cancel()
+            with anyio.move_on_after(CANCEL_WAIT_S, shield=True):
+                await asyncio.wait({work})
+    if work.done() and not work.cancelled():
+        return work.result()
+    log.info("api.client_gone", turn="cancelled")
+    return None
+
+
 def register_chat(api: FastAPI, ctx: ApiContext) -> None:
     """POST /chat and POST /chat/stream."""
 
     @api.post("/chat", response_model=ChatResponse, tags=["chat"], responses=ERRORS)
-    async def chat(body: ChatRequest) -> ChatResponse:
-        """Answer one question; pass `conversation_id` back for follow-ups."""
+    async def chat(body: ChatRequest, request: Request) -> ChatResponse | Response:
+        """Answer one question; for a follow-up send back the `conversation_id` and
+        `conversation_token` of the conversation's last answer."""
         bot = ctx.bot_or_503()
         question = ctx.clean(body.question)
-        conversation_id = body.conversation_id or ctx.conversations.new_id()
-        history = ctx.conversations.history(conversation_id)
-        result: TurnResult | None = None
-        with structlog.contextvars.bound_contextvars(conversation_id=conversation_id, face="api"):
-            async for event in bot.answer(question, history):
-                if isinstance(event, Done):
-                    result = event.result
-        assert result is not None
-        return _finish(ctx, bot, result, conversation_id)
+        conversation = ctx.conversation(body.conversation_id, body.conversation_token)
+        with structlog.contextvars.bound_contextvars(conversation_id=conversation.id, face="api"):
+            result = await _unless_disconnected(request, bot, question, conversation.history)
+        if result is None:
+            return Response(status_code=CLIENT_CLOSED_REQUEST)  # nobody reads it
+        return _finish(ctx, bot, result, conversation)
 
     @api.post(
         "/chat/stream",
@@ -157,10 +248,11 @@ def register_chat(api: FastAPI, ctx: ApiContext) -> None:
         """The same answer as a stream of server-sent events."""
         bot = ctx.bot_or_503()
         question = ctx.clean(body.question)
-        conversation_id = body.conversation_id or ctx.conversations.new_id()
-        history = ctx.conversations.history(conversation_id)
+        conversation = ctx.conversation(body.conversation_id, body.conversation_token)
         return StreamingResponse(
-            _stream(ctx, bot, question, history, conversation_id),
+            with_keep_alive(
+                _stream(ctx, bot, question, conversation), ctx.settings.sse_keepalive_seconds
+            ),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )

@@ -5,17 +5,30 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
+from typing import NamedTuple
 
 from faqbot.bot import FaqBot
 from faqbot.config import Settings
 from faqbot.contact import support_contact
-from faqbot.conversations import ConversationStore
+from faqbot.conversations import ConversationSigner, ConversationStore
+from faqbot.domain import ChatTurn
 from faqbot.events import TurnResult
+from faqbot.logs import get_logger
 from faqbot.ratelimit import RateLimiter
 from faqbot.validation import clean_question
 from faqbot.web.errors import Unavailable
 
 BotGetter = Callable[[], FaqBot | None]
+log = get_logger("faqbot.web")
+
+
+class Conversation(NamedTuple):
+    """The conversation a request continues (or starts): its id, its token, its history."""
+
+    id: str
+    token: str
+    history: tuple[ChatTurn, ...]
 
 
 @dataclass(frozen=True)
@@ -35,6 +48,31 @@ class ApiContext:
         if bot is None:
             raise Unavailable
         return bot
+
+    @cached_property
+    def signer(self) -> ConversationSigner:
+        """Signs conversation tokens with CONVERSATION_SECRET (else a per-process secret)."""
+        secret = self.settings.conversation_secret
+        return ConversationSigner(secret.get_secret_value().encode() if secret else None)
+
+    def conversation(self, conversation_id: str | None, token: str | None) -> Conversation:
+        """The conversation a request continues, if it proves it owns it; else a new one.
+
+        A conversation id is not a credential: without the token issued with it (a restart
+        with no CONVERSATION_SECRET set, another client, a forged or old id) the question
+        starts a new conversation and sees none of the earlier turns.
+        """
+        if conversation_id is not None:
+            if self.signer.verify(conversation_id, token):
+                history = self.conversations.history(conversation_id)
+                return Conversation(conversation_id, token or "", history)
+            log.info(
+                "api.conversation_not_continued",
+                requested=conversation_id,
+                reason="invalid token" if token else "no token",
+            )
+        new_id = self.conversations.new_id()
+        return Conversation(new_id, self.signer.token(new_id), ())
 
     def clean(self, question: str) -> str:
         """The question, cleaned (the request was already counted: faqbot.web.limits)."""

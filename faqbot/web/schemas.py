@@ -15,8 +15,8 @@ VISIBLE_CHAR = r"[^\s\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\u
 MAX_QUESTION_CHARS = 1000  # the API's hard cap; the MAX_QUESTION_CHARS setting may only lower it
 # Request bodies are cut off here before parsing (faqbot.web.limits). The largest valid
 # ChatRequest is about 12 KB: 1,000 characters a client JSON-escapes as surrogate pairs
-# ("\ud83d\ude00", 12 bytes each), a 64-character conversation id and the keys
-# (tests/test_body_limit.py sends it).
+# ("\ud83d\ude00", 12 bytes each), a 64-character conversation id, a 128-character
+# conversation token and the keys (tests/test_body_limit.py sends it).
 MAX_BODY_BYTES = 16 * 1024
 
 
@@ -31,7 +31,15 @@ class ChatRequest(BaseModel):
         default=None,
         max_length=64,
         pattern=r"^[A-Za-z0-9_-]+$",
-        description="Continue a conversation (follow-ups); omit to start a new one",
+        description="Continue a conversation (follow-ups): the `conversation_id` of an earlier "
+        "answer, with its `conversation_token`; omit to start a new one",
+    )
+    conversation_token: str | None = Field(
+        default=None,
+        max_length=128,
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="The `conversation_token` handed out with the conversation's answers. "
+        "Without it (or with a wrong one) the question starts a new conversation",
     )
 
 
@@ -47,7 +55,14 @@ class ChatResponse(BaseModel):
     answer: str
     category: str | None
     confidence: float = Field(ge=0, le=1)
-    conversation_id: str
+    conversation_id: str = Field(
+        description="Send it back, with `conversation_token`, to ask a follow-up; a new id "
+        "means a new conversation was started"
+    )
+    conversation_token: str = Field(
+        description="Proves the conversation is yours: send it with `conversation_id` on "
+        "follow-ups; keep it private (anyone holding both continues the conversation)"
+    )
     processing_time: float
     sources: list[SourceOut]
     fallback: bool
