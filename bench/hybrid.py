@@ -49,11 +49,11 @@ from retrieval import (  # noqa: E402
     synthetic_queries,
 )
 
-from faqbot.bot import FaqBot, collect  # noqa: E402
+from faqbot.bot import FaqBot  # noqa: E402
 from faqbot.config import load_settings  # noqa: E402
 from faqbot.conversations import ConversationStore  # noqa: E402
 from faqbot.domain import Category, FaqEntry, KnowledgeBase  # noqa: E402
-from faqbot.evaluation import EvalReport, format_report, load_questions, score  # noqa: E402
+from faqbot.evaluation import EvalReport, evaluate, format_report, load_questions  # noqa: E402
 from faqbot.factory import build_semantic  # noqa: E402
 from faqbot.knowledge import load_knowledge_base  # noqa: E402
 from faqbot.ratelimit import RateLimiter  # noqa: E402
@@ -174,13 +174,7 @@ async def covid_api(cache: Path) -> dict[str, Any]:
 async def labelled(faq_dir: Path, eval_file: Path, cache: Path) -> EvalReport:
     settings = load_settings(openai_api_key=None, faq_dir=faq_dir, data_dir=cache)
     bot = FaqBot(load_knowledge_base(faq_dir), settings, semantic=build_semantic(settings))
-    bot.wait_for_vectors(600)
-    report = EvalReport(mode=bot.mode, ranking=bot.retriever.mode)
-    started = time.perf_counter()
-    for item in load_questions(eval_file):
-        score(report, item, await collect(bot.answer(str(item["question"]))))
-    report.seconds = time.perf_counter() - started
-    return report
+    return await evaluate(bot, eval_file)
 
 
 # ----------------------------------------------------------------------------- 4/5. latency

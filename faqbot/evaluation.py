@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from faqbot.bot import collect
+from faqbot.bot import FaqBot, collect
 from faqbot.config import load_settings
 from faqbot.errors import KnowledgeError
 from faqbot.events import TurnResult
@@ -110,7 +110,11 @@ def score(report: EvalReport, item: dict[str, Any], result: TurnResult) -> None:
 async def run_eval(path: Path, *, offline: bool = False) -> EvalReport:
     """Ask every labelled question (fresh history each) and score the answers."""
     settings = load_settings(openai_api_key=None) if offline else load_settings()
-    bot = build_bot(settings)
+    return await evaluate(build_bot(settings), path)
+
+
+async def evaluate(bot: FaqBot, path: Path) -> EvalReport:
+    """Score `bot` on a labelled file, once its vectors are ready (hybrid when it can be)."""
     bot.wait_for_vectors(timeout=3600)
     report = EvalReport(mode=bot.mode, ranking=bot.retriever.mode)
     started = time.perf_counter()
