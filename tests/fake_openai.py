@@ -358,6 +358,15 @@ _STOP = set(
 )
 
 
+async def _json_body(request: Request) -> dict[str, Any] | None:
+    """The request's JSON object, or None when the body is not one."""
+    try:
+        body = json.loads(await request.body())
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
 def _words(content: str) -> set[str]:
     return set(_WORD.findall(content.lower())) - _STOP
 
@@ -642,12 +651,19 @@ class FakeOpenAI:
         model = {"id": self.model, "object": "model", "created": 0, "owned_by": "faqbot-tests"}
         return JSONResponse({"object": "list", "data": [model]})
 
+    async def _fault(self, request: Request, reply: Reply) -> Response | None:
+        """The response of a scripted hang or error, shared by every route; None otherwise."""
+        if reply.kind == "hang":
+            await self._hang(request, reply.hang_seconds)
+            err = {"message": "fake hang ended", "type": "server_error", "code": None}
+            return JSONResponse({"error": err}, status_code=504, headers=reply.headers)
+        if reply.kind == "error":
+            return JSONResponse(reply.error_body, status_code=reply.status, headers=reply.headers)
+        return None
+
     async def _chat(self, request: Request) -> Response:
-        try:
-            body = json.loads(await request.body())
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
+        body = await _json_body(request)
+        if body is None:
             err = {"message": "invalid JSON body", "type": "invalid_request_error", "code": None}
             return JSONResponse({"error": err}, status_code=400)
         reply = self._next(body)
@@ -656,12 +672,9 @@ class FakeOpenAI:
             self.headers.append({k.lower(): v for k, v in request.headers.items()})
         if self.on_request is not None:
             self.on_request(body, reply)
-        if reply.kind == "hang":
-            await self._hang(request, reply.hang_seconds)
-            err = {"message": "fake hang ended", "type": "server_error", "code": None}
-            return JSONResponse({"error": err}, status_code=504, headers=reply.headers)
-        if reply.kind == "error":
-            return JSONResponse(reply.error_body, status_code=reply.status, headers=reply.headers)
+        fault = await self._fault(request, reply)
+        if fault is not None:
+            return fault
         usage = self._usage(body, reply)
         with self._lock:
             self.usages.append(usage)
@@ -682,11 +695,8 @@ class FakeOpenAI:
         return JSONResponse(completion, headers=reply.headers)
 
     async def _embeddings(self, request: Request) -> Response:
-        try:
-            body = json.loads(await request.body())
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
+        body = await _json_body(request)
+        if body is None:
             err = {"message": "invalid JSON body", "type": "invalid_request_error", "code": None}
             return JSONResponse({"error": err}, status_code=400)
         with self._lock:
@@ -695,12 +705,9 @@ class FakeOpenAI:
             self.embedding_headers.append({k.lower(): v for k, v in request.headers.items()})
         if self.on_embedding_request is not None:
             self.on_embedding_request(body, reply)
-        if reply.kind == "hang":
-            await self._hang(request, reply.hang_seconds)
-            err = {"message": "fake hang ended", "type": "server_error", "code": None}
-            return JSONResponse({"error": err}, status_code=504, headers=reply.headers)
-        if reply.kind == "error":
-            return JSONResponse(reply.error_body, status_code=reply.status, headers=reply.headers)
+        fault = await self._fault(request, reply)
+        if fault is not None:
+            return fault
         if reply.kind not in ("embeddings", "torn"):
             err = {"message": f"fake: a {reply.kind!r} reply was scripted for /v1/embeddings"}
             return JSONResponse({"error": {**err, "type": "server_error"}}, status_code=500)
