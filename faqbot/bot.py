@@ -108,7 +108,9 @@ class FaqBot:
         self.breaker = CircuitBreaker(
             settings.circuit_failure_threshold, settings.circuit_reset_seconds
         )
-        self.cache = AnswerCache(settings.answer_cache_size, settings.answer_cache_ttl)
+        self.cache = AnswerCache(
+            settings.answer_cache_size, settings.answer_cache_ttl, settings.redis_url
+        )
         self._parts = self._build(kb)
         self._encode(kb)
 
@@ -300,7 +302,7 @@ class FaqBot:
             route.category,
             route.standalone_question + ("|brief" if brief else ""),
         )
-        cached = self.cache.get(key)
+        cached = await self.cache.get(key)
         if cached is not None:
             async for event in parts.offline.stream(cached.answer):
                 yield event
@@ -328,7 +330,7 @@ class FaqBot:
             sources, confidence = ((), 0.0) if refused else answerer.attribute(grounding, text)
             if sources and found.top is not None and sources[0].id == found.top.entry.id:
                 confidence = found.confidence  # the same calibrated confidence as offline
-            self.cache.put(key, CachedAnswer(text, sources, confidence, refused))
+            await self.cache.put(key, CachedAnswer(text, sources, confidence, refused))
         yield Sources(sources)
         if refused:
             yield Refused("model_refused")

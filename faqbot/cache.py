@@ -1,13 +1,35 @@
-"""Answer cache: TTL + LRU (cachetools), keyed by KB version, category and normalised question."""
+"""Answer cache: TTL + LRU (cachetools) in process, plus Redis shared by replicas when configured.
+
+Keys hold the KB version, the category and the normalised question, so a reload (a new FAQ
+version) can never serve a stale answer, on any replica. With `REDIS_URL` set, a hit on one
+replica serves every replica (the local tier still answers repeated questions without a round
+trip). Redis that fails (down, slow) must never reach the visitor: the cache then works per
+process, says so in `status()` for /api/health, and tries Redis again after `retry_seconds`.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
 
 from cachetools import TTLCache
+from redis import asyncio as aioredis
+from redis.exceptions import RedisError
 
 from faqbot.events import Source
 from faqbot.knowledge.ids import normalise_question
+from faqbot.logs import get_logger
+
+log = get_logger("faqbot.cache")
+
+STORE_TIMEOUT_S = 0.5  # a slow shared cache must cost an answer no more than this
+PREFIX = "faqbot:answer:"
+CacheKey = tuple[str, str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,32 +39,122 @@ class CachedAnswer:
     confidence: float
     refused: bool
 
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> CachedAnswer:
+        data = json.loads(raw)
+        return cls(
+            answer=str(data["answer"]),
+            sources=tuple(Source(**s) for s in data["sources"]),
+            confidence=float(data["confidence"]),
+            refused=bool(data["refused"]),
+        )
+
 
 class AnswerCache:
-    """In-process cache of grounded answers; a reload changes the KB version, so no stale hits."""
+    """Grounded answers by (KB version, category, question); Redis-shared when configured."""
 
-    def __init__(self, maxsize: int, ttl: float) -> None:
-        self._cache: TTLCache[tuple[str, str, str], CachedAnswer] | None = (
-            TTLCache(maxsize=maxsize, ttl=ttl) if maxsize > 0 and ttl > 0 else None
+    def __init__(
+        self,
+        maxsize: int,
+        ttl: float,
+        redis_url: str | None = None,
+        *,
+        retry_seconds: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        enabled = maxsize > 0 and ttl > 0
+        self._cache: TTLCache[CacheKey, CachedAnswer] | None = (
+            TTLCache(maxsize=maxsize, ttl=ttl) if enabled else None
         )
+        self._ttl = ttl
+        self._redis: aioredis.Redis | None = (
+            aioredis.Redis.from_url(redis_url, socket_timeout=STORE_TIMEOUT_S)
+            if enabled and redis_url
+            else None
+        )
+        self.backend = "redis" if self._redis is not None else "memory"
+        self.retry_seconds = retry_seconds
+        self._clock = clock
+        self._down: str | None = None
+        self._retry_at = 0.0
         self.hits = 0
+        self.shared_hits = 0
         self.misses = 0
 
     @staticmethod
-    def key(kb_version: str, category: str, question: str) -> tuple[str, str, str]:
+    def key(kb_version: str, category: str, question: str) -> CacheKey:
         return (kb_version, category, normalise_question(question))
 
-    def get(self, key: tuple[str, str, str]) -> CachedAnswer | None:
+    async def get(self, key: CacheKey) -> CachedAnswer | None:
+        """The local tier first, then the shared one (a shared hit is kept locally too)."""
         found = self._cache.get(key) if self._cache is not None else None
+        if found is None and self._cache is not None:
+            raw = await self._shared(lambda r: r.get(_redis_key(key)))
+            if raw is not None:
+                found = _decode(raw)
+                if found is not None:
+                    self.shared_hits += 1
+                    self._cache[key] = found
         if found is None:
             self.misses += 1
         else:
             self.hits += 1
         return found
 
-    def put(self, key: tuple[str, str, str], value: CachedAnswer) -> None:
-        if self._cache is not None:
-            self._cache[key] = value
+    async def put(self, key: CacheKey, value: CachedAnswer) -> None:
+        if self._cache is None:
+            return
+        self._cache[key] = value
+        ttl_ms = max(1, int(self._ttl * 1000))
+        await self._shared(lambda r: r.set(_redis_key(key), value.to_json(), px=ttl_ms))
+
+    async def _shared(self, op: Callable[[aioredis.Redis], Any]) -> Any:
+        """Run one Redis command, or None when there is no Redis or it is down (never raises)."""
+        if self._redis is None or (self._down is not None and self._clock() < self._retry_at):
+            return None
+        try:
+            result = await asyncio.wait_for(op(self._redis), STORE_TIMEOUT_S)
+        except (RedisError, OSError, TimeoutError) as exc:
+            if self._down is None:
+                log.warning("cache.shared_down", error=type(exc).__name__)
+            self._down = f"answer cache store unreachable ({type(exc).__name__}); per process"
+            self._retry_at = self._clock() + self.retry_seconds
+            return None
+        if self._down is not None:
+            log.info("cache.shared_back")
+            self._down = None
+        return result
+
+    def status(self) -> dict[str, Any]:
+        """For /api/health: where answers are cached, and why not shared right now."""
+        return {"backend": self.backend, "shared": self._down is None, "reason": self._down}
 
     def stats(self) -> dict[str, int]:
-        return {"hits": self.hits, "misses": self.misses, "size": len(self._cache or {})}
+        return {
+            "hits": self.hits,
+            "shared_hits": self.shared_hits,
+            "misses": self.misses,
+            "size": len(self._cache or {}),
+        }
+
+    async def close(self) -> None:
+        if self._redis is not None:
+            await self._redis.aclose()
+
+
+def _redis_key(key: CacheKey) -> str:
+    """The KB version stays readable (to inspect or flush one version); the rest is hashed."""
+    version, category, question = key
+    digest = hashlib.sha256(f"{category}\x00{question}".encode()).hexdigest()[:32]
+    return f"{PREFIX}{version}:{digest}"
+
+
+def _decode(raw: str | bytes) -> CachedAnswer | None:
+    """A damaged or foreign value is a miss, never an error."""
+    try:
+        return CachedAnswer.from_json(raw)
+    except (ValueError, KeyError, TypeError):
+        return None

@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from tests.redis_support import throwaway_redis  # noqa: F401 - a fixture for every module
+
 ROOT = Path(__file__).resolve().parent.parent
 FAQ_DIR = ROOT / "faqs"
 

@@ -9,79 +9,23 @@ port the shared limit is used again and health returns to "ok", without a restar
 from __future__ import annotations
 
 import asyncio
-import shutil
-import socket
-import subprocess
-import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
-import redis
 
 from faqbot.conversations import ConversationStore
 from faqbot.factory import build_bot
 from faqbot.ratelimit import RateLimiter
 from faqbot.web.app import create_api
+from tests.redis_support import REDIS_SERVER, ThrowawayRedis
 
-REDIS_SERVER = shutil.which("redis-server")
 LIMIT = 4
 pytestmark = [
     pytest.mark.services,
     pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server binary is not installed"),
 ]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-class ThrowawayRedis:
-    """A disposable redis-server on one port, without persistence; can be killed and restarted."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.url = f"redis://127.0.0.1:{port}/0"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        assert REDIS_SERVER is not None
-        self.proc = subprocess.Popen(
-            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                if self.client().ping():
-                    return
-            except redis.ConnectionError:
-                assert self.proc.poll() is None, "redis-server exited at start"
-                assert time.monotonic() < deadline, "redis-server did not start"
-                time.sleep(0.05)
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-
-    def client(self) -> redis.Redis:
-        return redis.Redis.from_url(self.url, socket_timeout=1)
-
-
-@pytest.fixture
-def throwaway_redis() -> Iterator[ThrowawayRedis]:
-    server = ThrowawayRedis(_free_port())
-    server.start()
-    try:
-        yield server
-    finally:
-        server.kill()
 
 
 @pytest.fixture

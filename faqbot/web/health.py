@@ -34,12 +34,14 @@ async def health_report(ctx: ApiContext, bot: FaqBot, deep: bool) -> HealthRespo
     """The health of `bot`; `deep` also pings the LLM endpoint (in LLM mode)."""
     retrieval = bot.retrieval_status()
     rate_limit = await ctx.limiter.status()
+    cache = {**bot.cache.stats(), **bot.cache.status()}
     # a bot that no watcher keeps in step (tests, embedding) has nothing refused on disk
     knowledge = (reload_status(bot) or ReloadStatus()).report(bot.kb.version)
     degraded = (
         bot.breaker.state != "closed"
         or bool(retrieval.get("degraded"))
         or "degraded" in rate_limit
+        or not cache["shared"]  # Redis down: answers are cached per process meanwhile
         or bool(knowledge["problems"])  # the FAQ on disk was refused: an older version serves
     )
     llm = await ping_llm(bot) if deep and bot.model is not None else None
@@ -53,7 +55,7 @@ async def health_report(ctx: ApiContext, bot: FaqBot, deep: bool) -> HealthRespo
         knowledge=knowledge,
         categories=[CategoryOut(name=n, entries=c) for n, c in bot.kb.counts().items()],
         circuit_breaker=bot.breaker.snapshot(),
-        cache=bot.cache.stats(),
+        cache=cache,
         llm=llm,
         retrieval=retrieval,
         rate_limit=rate_limit,

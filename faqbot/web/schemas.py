@@ -105,7 +105,10 @@ class HealthResponse(BaseModel):
     )
     categories: list[CategoryOut]
     circuit_breaker: dict[str, Any]
-    cache: dict[str, int]
+    cache: dict[str, Any] = Field(
+        description="hits, shared_hits (served from Redis), misses, size; backend (memory | "
+        "redis), whether the shared store answers now, and why not",
+    )
     llm: dict[str, Any] | None = None
     retrieval: dict[str, Any] = Field(
         default_factory=dict,
