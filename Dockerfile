@@ -35,7 +35,7 @@ USER faqbot
 
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-  CMD python -c "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/health' % os.environ.get('PORT', '8000'), timeout=4)"
+  CMD python -c "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/api/health/ready' % os.environ.get('PORT', '8000'), timeout=4)"
 # Honours HOST, PORT, RELOAD, DEBUG and DATA_DIR; exits 1 if the port is taken or /data is not
 # writable by uid 10001.
 CMD ["python", "-m", "faqbot", "serve"]

@@ -128,6 +128,14 @@ class AnswerCache:
             self._down = None
         return result
 
+    async def check(self) -> str | None:
+        """Ping the shared store now (health notices outages and recoveries without traffic);
+        the reason it is down, or None."""
+        if self._redis is not None:
+            self._retry_at = 0.0
+            await self._shared(lambda r: r.ping())
+        return self._down
+
     def status(self) -> dict[str, Any]:
         """For /api/health: where answers are cached, and why not shared right now."""
         return {"backend": self.backend, "shared": self._down is None, "reason": self._down}

@@ -21,6 +21,7 @@ from faqbot.web.errors import register_error_handlers
 from faqbot.web.faq import register_faq
 from faqbot.web.health import register_health, register_metrics
 from faqbot.web.limits import RequestGate
+from faqbot.web.readiness import ReadinessCheck, register_readiness
 from faqbot.web.schemas import MAX_QUESTION_CHARS
 
 
@@ -31,9 +32,10 @@ def create_api(
     conversations: ConversationStore,
     *,
     prefix: str = "/api",
+    ready_checks: tuple[ReadinessCheck, ...] = (),
 ) -> FastAPI:
-    """Build the API application (mount it at `prefix`)."""
-    ctx = ApiContext(get_bot, limiter, settings, conversations, prefix)
+    """Build the API application (mount it at `prefix`); `ready_checks` join /health/ready."""
+    ctx = ApiContext(get_bot, limiter, settings, conversations, prefix, ready_checks)
     api = FastAPI(
         title=f"{settings.app_name} API",
         version=settings.app_version,
@@ -48,6 +50,7 @@ def create_api(
     _add_cors(api, settings)
     register_error_handlers(api)
     register_health(api, ctx)
+    register_readiness(api, ctx)
     register_chat(api, ctx)
     register_faq(api, ctx)
     register_metrics(api)  # last: routes keep their order in the schema

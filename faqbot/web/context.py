@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import NamedTuple
@@ -40,6 +40,8 @@ class ApiContext:
     settings: Settings
     conversations: ConversationStore
     prefix: str = "/api"
+    # Extra readiness checks (e.g. the database): each returns why not ready, or None
+    ready_checks: tuple[Callable[[], Awaitable[str | None]], ...] = ()
     started: float = field(default_factory=time.monotonic)
 
     def bot_or_503(self) -> FaqBot:

@@ -13,6 +13,7 @@ from faqbot.errors import LLMError
 from faqbot.metrics import exposition
 from faqbot.reload import ReloadStatus, reload_status
 from faqbot.web.context import ApiContext
+from faqbot.web.readiness import not_ready_reasons
 from faqbot.web.schemas import ERRORS, CategoryOut, HealthResponse
 
 Status = Literal["ok", "degraded"]
@@ -34,6 +35,7 @@ async def health_report(ctx: ApiContext, bot: FaqBot, deep: bool) -> HealthRespo
     """The health of `bot`; `deep` also pings the LLM endpoint (in LLM mode)."""
     retrieval = bot.retrieval_status()
     rate_limit = await ctx.limiter.status()
+    not_ready = await not_ready_reasons(ctx)
     cache = {**bot.cache.stats(), **bot.cache.status()}
     # a bot that no watcher keeps in step (tests, embedding) has nothing refused on disk
     knowledge = (reload_status(bot) or ReloadStatus()).report(bot.kb.version)
@@ -51,6 +53,8 @@ async def health_report(ctx: ApiContext, bot: FaqBot, deep: bool) -> HealthRespo
         version=ctx.settings.app_version,
         mode=bot.mode,
         model=bot.model_name,
+        ready=not not_ready,
+        not_ready=not_ready,
         knowledge_version=bot.kb.version,
         knowledge=knowledge,
         categories=[CategoryOut(name=n, entries=c) for n, c in bot.kb.counts().items()],

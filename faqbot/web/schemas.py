@@ -97,6 +97,10 @@ class HealthResponse(BaseModel):
     version: str
     mode: Literal["llm", "offline"]
     model: str | None
+    ready: bool = Field(
+        description="ready for traffic (as /health/ready): FAQ loaded, configured stores reachable"
+    )
+    not_ready: list[str] = Field(default_factory=list, description="why not ready, if not")
     knowledge_version: str
     knowledge: dict[str, Any] = Field(
         default_factory=dict,

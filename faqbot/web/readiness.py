@@ -1,0 +1,68 @@
+"""Live and ready, for load balancers and orchestrators (GET or HEAD).
+
+- `/health/live`: the process serves HTTP. A failing liveness probe means "restart me".
+- `/health/ready`: this replica can answer well: the FAQ is loaded, and every configured shared
+  store answers (Redis for rate limits and the answer cache; the database through the checks
+  the app registers). 503 with the reasons otherwise, so a load balancer drains the replica.
+
+A replica that is not ready still answers the requests it gets (degraded: per-process limits
+and cache), so a shared-store outage that hits every replica at once costs quality, not service,
+for as long as the balancer keeps sending traffic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+
+from faqbot.web.context import ApiContext
+
+# A registered check returns why the replica is not ready (e.g. "database unreachable"), or None
+ReadinessCheck = Callable[[], Awaitable[str | None]]
+
+
+async def not_ready_reasons(ctx: ApiContext) -> list[str]:
+    """Everything that keeps this replica from being ready; empty when it is."""
+    bot = ctx.get_bot()
+    if bot is None:
+        return ["FAQ not loaded"]
+    reasons: list[str] = []
+    limits = await ctx.limiter.status()
+    if "degraded" in limits:
+        reasons.append(str(limits["degraded"]))
+    cache_down = await bot.cache.check()
+    if cache_down:
+        reasons.append(cache_down)
+    for check in ctx.ready_checks:
+        try:
+            reason = await check()
+        except Exception as exc:  # a broken check means "not ready", never a 500
+            reason = f"readiness check failed ({type(exc).__name__})"
+        if reason:
+            reasons.append(reason)
+    return reasons
+
+
+def register_readiness(api: FastAPI, ctx: ApiContext) -> None:
+    """GET|HEAD /health/live and /health/ready."""
+
+    async def live() -> dict[str, str]:
+        """The process is up and serving HTTP."""
+        return {"status": "live"}
+
+    async def ready() -> JSONResponse:
+        """Ready to take traffic: FAQ loaded, configured Redis and database reachable."""
+        reasons = await not_ready_reasons(ctx)
+        if reasons:
+            return JSONResponse({"ready": False, "reasons": reasons}, status_code=503)
+        return JSONResponse({"ready": True, "reasons": []})
+
+    not_ready: dict[int | str, dict[str, Any]] = {503: {"description": "not ready: `reasons`"}}
+    api.get("/health/live", tags=["health"])(live)
+    api.get("/health/ready", tags=["health"], responses=not_ready)(ready)
+    # HEAD (some load balancers probe with it): the same answers, kept out of the schema
+    api.head("/health/live", include_in_schema=False)(live)
+    api.head("/health/ready", include_in_schema=False)(ready)
