@@ -294,7 +294,9 @@ def _mount_http_api() -> None:
     # Browsers apply no CORS to websockets and Chainlit's socket.io server accepts every origin
     # (cors_allowed_origins=[]): check the Origin of each connection (same origin or listed).
     sio.eio.cors_allowed_origins = websocket_origin_check(settings.cors_origins)
-    api = create_api(lambda: holder.bot, limiter, settings, ConversationStore())
+    api = create_api(
+        lambda: holder.bot, limiter, settings, ConversationStore(redis_url=settings.redis_url)
+    )
     app.add_middleware(PrefixDispatcher, api=api, prefix="/api")
     app.add_middleware(SecurityHeadersMiddleware, docs_paths=("/api/docs",))  # outermost
 

@@ -9,25 +9,17 @@ process, says so in `status()` for /api/health, and tries Redis again after `ret
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
-import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from cachetools import TTLCache
-from redis import asyncio as aioredis
-from redis.exceptions import RedisError
 
 from faqbot.events import Source
 from faqbot.knowledge.ids import normalise_question
-from faqbot.logs import get_logger
+from faqbot.shared import Command, SharedRedis
 
-log = get_logger("faqbot.cache")
-
-STORE_TIMEOUT_S = 0.5  # a slow shared cache must cost an answer no more than this
 PREFIX = "faqbot:answer:"
 CacheKey = tuple[str, str, str]
 
@@ -56,30 +48,16 @@ class CachedAnswer:
 class AnswerCache:
     """Grounded answers by (KB version, category, question); Redis-shared when configured."""
 
-    def __init__(
-        self,
-        maxsize: int,
-        ttl: float,
-        redis_url: str | None = None,
-        *,
-        retry_seconds: float = 5.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
+    def __init__(self, maxsize: int, ttl: float, redis_url: str | None = None) -> None:
         enabled = maxsize > 0 and ttl > 0
         self._cache: TTLCache[CacheKey, CachedAnswer] | None = (
             TTLCache(maxsize=maxsize, ttl=ttl) if enabled else None
         )
         self._ttl = ttl
-        self._redis: aioredis.Redis | None = (
-            aioredis.Redis.from_url(redis_url, socket_timeout=STORE_TIMEOUT_S)
-            if enabled and redis_url
-            else None
+        self.shared = (
+            SharedRedis(redis_url, "answer cache store") if enabled and redis_url else None
         )
-        self.backend = "redis" if self._redis is not None else "memory"
-        self.retry_seconds = retry_seconds
-        self._clock = clock
-        self._down: str | None = None
-        self._retry_at = 0.0
+        self.backend = "redis" if self.shared is not None else "memory"
         self.hits = 0
         self.shared_hits = 0
         self.misses = 0
@@ -111,34 +89,17 @@ class AnswerCache:
         ttl_ms = max(1, int(self._ttl * 1000))
         await self._shared(lambda r: r.set(_redis_key(key), value.to_json(), px=ttl_ms))
 
-    async def _shared(self, op: Callable[[aioredis.Redis], Any]) -> Any:
-        """Run one Redis command, or None when there is no Redis or it is down (never raises)."""
-        if self._redis is None or (self._down is not None and self._clock() < self._retry_at):
-            return None
-        try:
-            result = await asyncio.wait_for(op(self._redis), STORE_TIMEOUT_S)
-        except (RedisError, OSError, TimeoutError) as exc:
-            if self._down is None:
-                log.warning("cache.shared_down", error=type(exc).__name__)
-            self._down = f"answer cache store unreachable ({type(exc).__name__}); per process"
-            self._retry_at = self._clock() + self.retry_seconds
-            return None
-        if self._down is not None:
-            log.info("cache.shared_back")
-            self._down = None
-        return result
+    async def _shared(self, command: Command) -> Any:
+        return None if self.shared is None else await self.shared.run(command)
 
     async def check(self) -> str | None:
-        """Ping the shared store now (health notices outages and recoveries without traffic);
-        the reason it is down, or None."""
-        if self._redis is not None:
-            self._retry_at = 0.0
-            await self._shared(lambda r: r.ping())
-        return self._down
+        """For readiness and health: why the shared tier is down now, or None."""
+        return None if self.shared is None else await self.shared.check()
 
     def status(self) -> dict[str, Any]:
         """For /api/health: where answers are cached, and why not shared right now."""
-        return {"backend": self.backend, "shared": self._down is None, "reason": self._down}
+        down = self.shared.down if self.shared is not None else None
+        return {"backend": self.backend, "shared": down is None, "reason": down}
 
     def stats(self) -> dict[str, int]:
         return {
@@ -149,8 +110,8 @@ class AnswerCache:
         }
 
     async def close(self) -> None:
-        if self._redis is not None:
-            await self._redis.aclose()
+        if self.shared is not None:
+            await self.shared.close()
 
 
 def _redis_key(key: CacheKey) -> str:

@@ -1,7 +1,9 @@
 """Server-side conversation histories for the HTTP API (the chat UI keeps its own per session).
 
 Bounded three ways: turns per conversation, number of conversations (LRU), idle time (TTL).
-One process only; several replicas need sticky routing by conversation id (see README).
+With `REDIS_URL` set the histories live in Redis (same bounds), so any replica continues any
+conversation; while Redis is down each replica keeps the turns it saw in its own memory, and a
+conversation that moved replicas meanwhile continues without its earlier turns.
 
 Ownership: a conversation id is an identifier, not a credential (it is logged, and it travels
 in every SSE `route` event). The first answer of a conversation also hands its client a
@@ -16,12 +18,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import secrets
 import uuid
 
 from cachetools import TTLCache
 
 from faqbot.domain import ChatTurn
+from faqbot.shared import SharedRedis
 
 TOKEN_PREFIX = "v1."  # noqa: S105 - a version tag, not a secret: tells later schemes apart
 # One random secret per process, used when CONVERSATION_SECRET is not set: tokens then stop
@@ -53,21 +57,60 @@ class ConversationSigner:
 
 
 class ConversationStore:
-    def __init__(self, max_turns: int = 20, ttl_s: float = 3600, max_conversations: int = 10_000):
+    """API conversation histories: per process, and in Redis (shared by replicas) when set."""
+
+    def __init__(
+        self,
+        max_turns: int = 20,
+        ttl_s: float = 3600,
+        max_conversations: int = 10_000,
+        redis_url: str | None = None,
+    ) -> None:
         self.max_turns = max_turns
+        self.ttl_s = ttl_s
         self._store: TTLCache[str, tuple[ChatTurn, ...]] = TTLCache(max_conversations, ttl_s)
+        self.shared = SharedRedis(redis_url, "conversation store") if redis_url else None
 
     @staticmethod
     def new_id() -> str:
         return uuid.uuid4().hex
 
-    def history(self, conversation_id: str) -> tuple[ChatTurn, ...]:
+    async def history(self, conversation_id: str) -> tuple[ChatTurn, ...]:
+        """The shared history when Redis answers (another replica may have added turns)."""
+        if self.shared is not None:
+            raw = await self.shared.run(lambda r: r.get(_key(conversation_id)))
+            turns = _decode(raw) if raw is not None else None
+            if turns is not None:
+                return turns
         return self._store.get(conversation_id, ())
 
-    def record(self, conversation_id: str, question: str, answer: str) -> None:
-        turns = (*self.history(conversation_id), ChatTurn("user", question))
-        turns = (*turns, ChatTurn("assistant", answer))
-        self._store[conversation_id] = turns[-self.max_turns :]
+    async def record(self, conversation_id: str, question: str, answer: str) -> None:
+        turns = (*await self.history(conversation_id), ChatTurn("user", question))
+        turns = (*turns, ChatTurn("assistant", answer))[-self.max_turns :]
+        self._store[conversation_id] = turns
+        if self.shared is not None:
+            value = json.dumps([[t.role, t.content] for t in turns], ensure_ascii=False)
+            ttl_ms = max(1, int(self.ttl_s * 1000))
+            await self.shared.run(lambda r: r.set(_key(conversation_id), value, px=ttl_ms))
+
+    async def check(self) -> str | None:
+        """For readiness and health: why the shared store is down now, or None."""
+        return None if self.shared is None else await self.shared.check()
 
     def __len__(self) -> int:
         return len(self._store)
+
+
+def _key(conversation_id: str) -> str:
+    return "faqbot:conversation:" + conversation_id
+
+
+def _decode(raw: str | bytes) -> tuple[ChatTurn, ...] | None:
+    """A damaged value reads as unknown (the per-process copy is used), never an error."""
+    try:
+        turns = tuple(ChatTurn(role, str(text)) for role, text in json.loads(raw))
+    except (ValueError, TypeError):
+        return None
+    if all(t.role in ("user", "assistant") for t in turns):
+        return turns
+    return None

@@ -68,7 +68,7 @@ async def test_a_known_conversation_id_alone_reads_nothing_back(make_settings: A
     assert mallory["route"]["conversation_id"] == mallory["done"]["conversation_id"]
     assert PAYMENT_ENTRY not in [s["id"] for s in mallory["done"]["sources"]]
     # ... and nothing was written into Alice's conversation
-    assert [t.content for t in store.history(cid)] == [ALICE, alice["answer"]]
+    assert [t.content for t in await store.history(cid)] == [ALICE, alice["answer"]]
 
 
 async def test_a_known_id_alone_does_not_continue_the_json_api_either(make_settings: Any) -> None:

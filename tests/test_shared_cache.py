@@ -109,7 +109,8 @@ async def test_redis_down_answers_go_on_health_says_degraded_and_it_recovers(
         redis_url=throwaway_redis.url,
     )
     bot = build_bot(settings)
-    bot.cache.retry_seconds = 0.2
+    assert bot.cache.shared is not None
+    bot.cache.shared.retry_seconds = 0.2
     app = create_api(lambda: bot, RateLimiter(100, 60), settings, ConversationStore())
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as api:

@@ -91,11 +91,11 @@ def chat_response(
     )
 
 
-def _finish(
+async def _finish(
     ctx: ApiContext, bot: FaqBot, result: TurnResult, conversation: Conversation
 ) -> ChatResponse:
     """Record the turn in its conversation; the response describing it."""
-    ctx.conversations.record(conversation.id, result.question, result.answer)
+    await ctx.conversations.record(conversation.id, result.question, result.answer)
     return chat_response(result, conversation, ctx.prefix, ctx.contact_for(bot, result))
 
 
@@ -131,7 +131,7 @@ async def _stream(
     try:
         async for event in bot.answer(question, conversation.history):
             if isinstance(event, Done):
-                done = _finish(ctx, bot, event.result, conversation)
+                done = await _finish(ctx, bot, event.result, conversation)
                 yield encode_sse("done", done.model_dump())
             elif (frame := _frame(event, conversation.id, ctx.prefix)) is not None:
                 yield frame
@@ -231,12 +231,12 @@ def register_chat(api: FastAPI, ctx: ApiContext) -> None:
         `conversation_token` of the conversation's last answer."""
         bot = ctx.bot_or_503()
         question = ctx.clean(body.question)
-        conversation = ctx.conversation(body.conversation_id, body.conversation_token)
+        conversation = await ctx.conversation(body.conversation_id, body.conversation_token)
         with structlog.contextvars.bound_contextvars(conversation_id=conversation.id, face="api"):
             result = await _unless_disconnected(request, bot, question, conversation.history)
         if result is None:
             return Response(status_code=CLIENT_CLOSED_REQUEST)  # nobody reads it
-        return _finish(ctx, bot, result, conversation)
+        return await _finish(ctx, bot, result, conversation)
 
     @api.post(
         "/chat/stream",
@@ -248,7 +248,7 @@ def register_chat(api: FastAPI, ctx: ApiContext) -> None:
         """The same answer as a stream of server-sent events."""
         bot = ctx.bot_or_503()
         question = ctx.clean(body.question)
-        conversation = ctx.conversation(body.conversation_id, body.conversation_token)
+        conversation = await ctx.conversation(body.conversation_id, body.conversation_token)
         return StreamingResponse(
             with_keep_alive(
                 _stream(ctx, bot, question, conversation), ctx.settings.sse_keepalive_seconds

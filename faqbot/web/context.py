@@ -57,7 +57,7 @@ class ApiContext:
         secret = self.settings.conversation_secret
         return ConversationSigner(secret.get_secret_value().encode() if secret else None)
 
-    def conversation(self, conversation_id: str | None, token: str | None) -> Conversation:
+    async def conversation(self, conversation_id: str | None, token: str | None) -> Conversation:
         """The conversation a request continues, if it proves it owns it; else a new one.
 
         A conversation id is not a credential: without the token issued with it (a restart
@@ -66,7 +66,7 @@ class ApiContext:
         """
         if conversation_id is not None:
             if self.signer.verify(conversation_id, token):
-                history = self.conversations.history(conversation_id)
+                history = await self.conversations.history(conversation_id)
                 return Conversation(conversation_id, token or "", history)
             log.info(
                 "api.conversation_not_continued",

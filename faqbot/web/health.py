@@ -43,7 +43,7 @@ async def health_report(ctx: ApiContext, bot: FaqBot, deep: bool) -> HealthRespo
         bot.breaker.state != "closed"
         or bool(retrieval.get("degraded"))
         or "degraded" in rate_limit
-        or not cache["shared"]  # Redis down: answers are cached per process meanwhile
+        or bool(not_ready)  # a configured store (Redis, database) does not answer
         or bool(knowledge["problems"])  # the FAQ on disk was refused: an older version serves
     )
     llm = await ping_llm(bot) if deep and bot.model is not None else None

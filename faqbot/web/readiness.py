@@ -33,9 +33,9 @@ async def not_ready_reasons(ctx: ApiContext) -> list[str]:
     limits = await ctx.limiter.status()
     if "degraded" in limits:
         reasons.append(str(limits["degraded"]))
-    cache_down = await bot.cache.check()
-    if cache_down:
-        reasons.append(cache_down)
+    for store_down in (await bot.cache.check(), await ctx.conversations.check()):
+        if store_down:
+            reasons.append(store_down)
     for check in ctx.ready_checks:
         try:
             reason = await check()
