@@ -17,6 +17,14 @@ from faqbot.logs import configure_logging
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
+    if args.deployment:
+        if args.dir:
+            print("error: --deployment checks settings and takes no DIR", file=sys.stderr)
+            return 2
+        return _check_deployment(strict=args.strict)
+    if args.strict:
+        print("error: --strict goes with --deployment", file=sys.stderr)
+        return 2
     directory = Path(args.dir) if args.dir else load_settings().faq_dir
     try:
         categories, problems = check_dir(directory)
@@ -31,6 +39,20 @@ def _cmd_check(args: argparse.Namespace) -> int:
     for cat in categories:
         print(f"ok  {cat.path.name}: {len(cat.entries)} entries ({cat.name})")
     return 0
+
+
+def _check_deployment(*, strict: bool) -> int:
+    """One `warning:` line per unsafe setting; exit 1 with --strict when any stands."""
+    from faqbot.deployment import check_deployment
+
+    warnings = check_deployment(load_settings())
+    for warning in warnings:
+        print(f"warning: {warning.line()}")
+    if not warnings:
+        print("ok  no unsafe deployment settings found")
+        return 0
+    print(f"{len(warnings)} deployment warning(s); see SECURITY.md", file=sys.stderr)
+    return 1 if strict else 0
 
 
 def _write_result(out: TextIO, r: TurnResult, contact: str | None) -> None:
@@ -99,8 +121,19 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m faqbot", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    check = sub.add_parser("check", help="validate FAQ files; exit 1 on any problem")
+    check = sub.add_parser(
+        "check",
+        help="validate FAQ files (exit 1 on any problem), or with --deployment the settings",
+    )
     check.add_argument("dir", nargs="?", help="FAQ folder (default: FAQ_DIR)")
+    check.add_argument(
+        "--deployment",
+        action="store_true",
+        help="instead, warn about settings unsafe on a public deployment (one line each)",
+    )
+    check.add_argument(
+        "--strict", action="store_true", help="with --deployment: exit 1 if any warning stands"
+    )
     check.set_defaults(func=_cmd_check)
     ask = sub.add_parser("ask", help="ask one question and stream the answer")
     ask.add_argument("question", nargs="+")

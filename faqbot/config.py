@@ -81,6 +81,10 @@ class Settings(BaseSettings):
     rate_limit_requests: int = Field(default=60, ge=1, le=1_000_000)
     rate_limit_window: int = Field(default=60, ge=1, le=86_400)
     redis_url: str | None = None
+    # The proxies whose X-Forwarded-For / X-Forwarded-Proto uvicorn trusts (comma list of
+    # addresses or networks, "*" = any). uvicorn reads it from the environment itself (Chainlit
+    # loads `.env` into it); unset = loopback only. Declared here for `check --deployment`.
+    forwarded_allow_ips: str | None = None
     max_question_chars: int = Field(default=1000, ge=1, le=100_000)
     # Signs the API's conversation tokens (faqbot.conversations). Unset: a random secret per
     # process, so tokens die at a restart and are refused by other replicas; set the same value on
@@ -127,6 +131,11 @@ class Settings(BaseSettings):
                 return json.loads(text)
             return [part.strip() for part in text.split(",") if part.strip()]
         return value
+
+    @field_validator("forwarded_allow_ips", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("openai_api_key", "embeddings_api_key", mode="before")
     @classmethod

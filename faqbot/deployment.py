@@ -1,0 +1,231 @@
+"""`python -m faqbot check --deployment`: settings that are unsafe on a public deployment.
+
+Each rule is a small function of the settings returning one `DeploymentWarning` (the variable,
+why it matters, the fix) or None. The defaults suit a developer's machine, not the internet, so
+a fresh clone gets warnings: the check is the list of what an operator must decide.
+
+"Behind a reverse proxy" is inferred, since faqbot cannot see its proxy: faqbot serves plain
+HTTP, so an `https://` origin in CORS_ORIGINS (a widget on an HTTPS page can only reach an HTTPS
+server) means a proxy terminates TLS in front of it; FORWARDED_ALLOW_IPS being set says so too.
+With HOST on loopback the proxy runs on the same machine, which uvicorn trusts by default.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from faqbot.config import Settings
+
+MAX_REQUESTS_PER_MINUTE = 120.0  # per client; a person asks a few questions a minute
+MAX_SAFE_QUESTION_CHARS = 4000  # longer questions cost tokens and carry longer injections
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentWarning:
+    """One unsafe setting: which variable, why it matters, how to fix it."""
+
+    variable: str
+    why: str
+    fix: str
+
+    def line(self) -> str:
+        return f"{self.variable}: {self.why}. Fix: {self.fix}."
+
+
+Rule = Callable[[Settings], DeploymentWarning | None]
+
+
+def is_loopback_host(host: str) -> bool:
+    """localhost, 127.0.0.0/8 or ::1 (brackets allowed); a name other than localhost is not."""
+    name = host.strip().strip("[]").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def _origin_host(origin: str) -> str:
+    return urlsplit(origin.strip()).hostname or ""
+
+
+def behind_tls_proxy(settings: Settings) -> bool:
+    """Does a reverse proxy stand in front? (See the module docstring for why this inference.)"""
+    https = any(o.strip().lower().startswith("https://") for o in settings.cors_origins)
+    return https or settings.forwarded_allow_ips is not None
+
+
+def open_cors(settings: Settings) -> DeploymentWarning | None:
+    if "*" not in (o.strip() for o in settings.cors_origins):
+        return None
+    return DeploymentWarning(
+        "CORS_ORIGINS",
+        'contains "*": any web site can embed the widget, open its websocket and call /api '
+        "with its visitors' browsers, spending your LLM budget",
+        "list only the origins of the sites that embed the widget, e.g. CORS_ORIGINS="
+        '["https://www.example.com"]',
+    )
+
+
+def development_origins(settings: Settings) -> DeploymentWarning | None:
+    origins = [o for o in settings.cors_origins if o.strip() and o.strip() != "*"]
+    if not origins or not all(is_loopback_host(_origin_host(o)) for o in origins):
+        return None
+    return DeploymentWarning(
+        "CORS_ORIGINS",
+        f"allows only local development origins ({', '.join(origins)}): no allowlist for a "
+        "public site, and pages on a visitor's own localhost may call the bot",
+        "list the https origins of the sites that embed the widget, or CORS_ORIGINS=[] when "
+        "none does",
+    )
+
+
+def weak_rate_limit(settings: Settings) -> DeploymentWarning | None:
+    per_minute = settings.rate_limit_requests * 60 / settings.rate_limit_window
+    if per_minute <= MAX_REQUESTS_PER_MINUTE:
+        return None
+    return DeploymentWarning(
+        "RATE_LIMIT_REQUESTS",
+        f"{settings.rate_limit_requests} per {settings.rate_limit_window} s "
+        f"({per_minute:.0f}/min per client) is hardly a limit: one client can flood the bot "
+        "and its LLM",
+        f"keep it at or under {MAX_REQUESTS_PER_MINUTE:.0f} per minute, e.g. "
+        "RATE_LIMIT_REQUESTS=60 with RATE_LIMIT_WINDOW=60 (the default)",
+    )
+
+
+def debug_mode(settings: Settings) -> DeploymentWarning | None:
+    if not settings.debug:
+        return None
+    return DeploymentWarning(
+        "DEBUG",
+        "is on: Chainlit logs every socket event (visitors' messages included) at debug level",
+        "DEBUG=false",
+    )
+
+
+def debug_logs(settings: Settings) -> DeploymentWarning | None:
+    if settings.log_level != "DEBUG":
+        return None
+    return DeploymentWarning(
+        "LOG_LEVEL",
+        "is DEBUG: the logs carry request details and visitors' text, and grow fast",
+        "LOG_LEVEL=INFO",
+    )
+
+
+def code_reload(settings: Settings) -> DeploymentWarning | None:
+    if not settings.reload:
+        return None
+    return DeploymentWarning(
+        "RELOAD",
+        "is on: a development mode that watches the code and restarts on changes",
+        "RELOAD=false",
+    )
+
+
+def any_forwarder(settings: Settings) -> DeploymentWarning | None:
+    allowed = [p.strip() for p in (settings.forwarded_allow_ips or "").split(",")]
+    if "*" not in allowed or is_loopback_host(settings.host):
+        return None
+    return DeploymentWarning(
+        "FORWARDED_ALLOW_IPS",
+        f'is "*" with HOST={settings.host}: whoever reaches the port directly sets their own '
+        "X-Forwarded-For address and escapes per-client rate limits and budgets",
+        "set it to the proxy's address or network (e.g. FORWARDED_ALLOW_IPS=10.0.0.5), or make "
+        "the port reachable from the proxy only",
+    )
+
+
+def untrusted_proxy(settings: Settings) -> DeploymentWarning | None:
+    if settings.forwarded_allow_ips is not None or is_loopback_host(settings.host):
+        return None
+    if not behind_tls_proxy(settings):
+        return None
+    return DeploymentWarning(
+        "FORWARDED_ALLOW_IPS",
+        f"is unset while an https:// origin in CORS_ORIGINS means a TLS proxy in front and "
+        f"HOST={settings.host} means it is on another host: uvicorn trusts X-Forwarded-For "
+        "from loopback only, so every visitor gets the proxy's address (one shared rate-limit "
+        "bucket and budget for all)",
+        "set FORWARDED_ALLOW_IPS to the proxy's address or network (e.g. 10.0.0.5 or "
+        "10.0.0.0/24), or run the proxy on this machine with HOST=127.0.0.1",
+    )
+
+
+def shared_secret(settings: Settings) -> DeploymentWarning | None:
+    if not settings.redis_url or settings.conversation_secret is not None:
+        return None
+    return DeploymentWarning(
+        "CONVERSATION_SECRET",
+        "is unset while REDIS_URL says several replicas: each replica signs conversation "
+        "tokens with its own random secret, so follow-ups fail on the others and after every "
+        "restart",
+        "set the same random value (16+ characters) on every replica, e.g. "
+        "python -c 'import secrets; print(secrets.token_urlsafe(32))'",
+    )
+
+
+def _cleartext_url(url: str | None) -> bool:
+    if not url:
+        return False
+    parts = urlsplit(url.strip())
+    return parts.scheme.lower() == "http" and not is_loopback_host(parts.hostname or "")
+
+
+def cleartext_llm(settings: Settings) -> DeploymentWarning | None:
+    if not settings.llm_enabled or not _cleartext_url(settings.openai_base_url):
+        return None
+    return DeploymentWarning(
+        "OPENAI_BASE_URL",
+        f"is plain http to another host ({urlsplit(str(settings.openai_base_url)).hostname}): "
+        "the API key, the FAQ and every question cross the network unencrypted",
+        "use an https:// endpoint, or a loopback address / private tunnel to the model server",
+    )
+
+
+def cleartext_embeddings(settings: Settings) -> DeploymentWarning | None:
+    if settings.embeddings != "openai" or not _cleartext_url(settings.embeddings_base_url):
+        return None
+    return DeploymentWarning(
+        "EMBEDDINGS_BASE_URL",
+        f"is plain http to another host ({urlsplit(str(settings.embeddings_base_url)).hostname})"
+        ": questions (and any key) cross the network unencrypted",
+        "use an https:// endpoint, or a loopback address / private tunnel",
+    )
+
+
+def long_questions(settings: Settings) -> DeploymentWarning | None:
+    if settings.max_question_chars <= MAX_SAFE_QUESTION_CHARS:
+        return None
+    return DeploymentWarning(
+        "MAX_QUESTION_CHARS",
+        f"is {settings.max_question_chars}: every question may cost that much prompt and "
+        "carry that long an injection attempt",
+        f"keep it at or under {MAX_SAFE_QUESTION_CHARS} (default 1000)",
+    )
+
+
+RULES: tuple[Rule, ...] = (
+    open_cors,
+    development_origins,
+    weak_rate_limit,
+    debug_mode,
+    debug_logs,
+    code_reload,
+    any_forwarder,
+    untrusted_proxy,
+    shared_secret,
+    cleartext_llm,
+    cleartext_embeddings,
+    long_questions,
+)
+
+
+def check_deployment(settings: Settings) -> list[DeploymentWarning]:
+    """Every rule's warning, in rule order; empty when nothing unsafe stands."""
+    return [w for rule in RULES if (w := rule(settings)) is not None]
