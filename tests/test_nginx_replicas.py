@@ -1,0 +1,163 @@
+"""Two `chainlit run` replicas behind nginx (the shipped config), sharing one real Redis.
+
+What scale-out must keep (issue 13): a chat session streams through nginx (socket.io over a
+websocket, and a real browser); an API conversation started on replica A continues on replica B;
+the rate limit counts one client across both replicas; when replica A stops, nginx sends
+everything to B and an API conversation goes on with its history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+import redis
+
+from tests.browser_support import browser_page
+from tests.e2e_support import ChatClient, chainlit_server, free_port, server_logs_on_failure
+from tests.nginx_support import NGINX, Nginx, nginx_in_front
+from tests.redis_support import REDIS_SERVER, ThrowawayRedis
+
+pytestmark = [
+    pytest.mark.services,
+    pytest.mark.skipif(NGINX is None, reason="nginx is not installed (apt-get install nginx)"),
+    pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server binary is not installed"),
+]
+LIMIT = 8
+QUESTION = "Do you offer discounts for annual subscriptions?"
+DISCOUNT = "Yes, we offer a 20% discount for annual subscriptions on all plans."
+
+
+@dataclass
+class Cluster:
+    front: Nginx
+    replicas: list[str]  # base URLs of A and B
+    redis: ThrowawayRedis
+    stop_a: contextlib.ExitStack
+
+
+@pytest.fixture(autouse=True)
+def _server_logs(request: pytest.FixtureRequest) -> Iterator[None]:
+    yield from server_logs_on_failure(request)
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Cluster]:
+    front_port = free_port()
+    server = ThrowawayRedis(free_port())
+    server.start()
+    env = {
+        "REDIS_URL": server.url,
+        "CONVERSATION_SECRET": "the-same-secret-on-every-replica-42",
+        "RATE_LIMIT_REQUESTS": str(LIMIT),
+        "CORS_ORIGINS": f"http://127.0.0.1:{front_port}",
+    }
+    try:
+        with contextlib.ExitStack() as stack:
+            a_stack = stack.enter_context(contextlib.ExitStack())
+            a = a_stack.enter_context(chainlit_server(env))
+            b = stack.enter_context(chainlit_server(env))
+            hosts = [u.removeprefix("http://") for u in (a, b)]
+            front = stack.enter_context(nginx_in_front(hosts, port=front_port))
+            yield Cluster(front, [a, b], server, a_stack)
+    finally:
+        server.kill()
+
+
+def _served_by(front: Nginx, marker: str) -> set[str]:
+    """The replica addresses nginx used for requests whose log line contains `marker`."""
+    return {line.rsplit(" ", 1)[-1] for line in front.access_log() if marker in line}
+
+
+async def test_a_chat_session_streams_through_nginx(cluster: Cluster) -> None:
+    async with ChatClient(cluster.front.url) as chat:
+        turn = await chat.ask(QUESTION)
+        follow = await chat.ask("and is there a refund if I change my mind?")
+    assert turn.errors == []
+    assert len(turn.tokens) > 1, "the answer arrived in several streamed pieces"
+    assert DISCOUNT in turn.text
+    assert follow.errors == []
+    assert follow.text.strip()
+    upgrades = [line for line in cluster.front.access_log() if "/ws/socket.io/" in line]
+    assert any(" 101 " in line for line in upgrades), "the websocket was upgraded through nginx"
+
+
+def test_a_browser_session_streams_through_nginx(cluster: Cluster) -> None:
+    with browser_page() as page:
+        page.goto(cluster.front.url)  # type: ignore[attr-defined]
+        page.locator("#chat-input").fill(QUESTION)  # type: ignore[attr-defined]
+        page.locator("#chat-submit").click()  # type: ignore[attr-defined]
+        page.get_by_text(DISCOUNT).first.wait_for(timeout=20_000)  # type: ignore[attr-defined]
+        page.locator("#step-Router").first.wait_for()  # type: ignore[attr-defined]
+
+
+async def test_an_api_conversation_started_on_a_continues_on_b(cluster: Cluster) -> None:
+    a, b = cluster.replicas
+    async with httpx.AsyncClient(timeout=20) as http:
+        first = (await http.post(f"{a}/api/chat", json={"question": QUESTION})).json()
+        follow = await http.post(
+            f"{b}/api/chat",
+            json={
+                "question": "and what is your refund policy?",
+                "conversation_id": first["conversation_id"],
+                "conversation_token": first["conversation_token"],
+            },
+        )
+    assert follow.status_code == 200, follow.text
+    assert follow.json()["conversation_id"] == first["conversation_id"]  # B accepted A's token
+    stored = cluster.redis.client().get(f"faqbot:conversation:{first['conversation_id']}")
+    assert stored is not None
+    assert QUESTION in stored.decode()  # A's turn, read by B ...
+    assert "refund policy" in stored.decode()  # ... and B's appended to it
+
+
+async def test_the_rate_limit_counts_one_client_across_both_replicas(cluster: Cluster) -> None:
+    transport = httpx.AsyncHTTPTransport(local_address="127.0.0.77")
+    async with httpx.AsyncClient(transport=transport, timeout=20) as http:
+        codes = [
+            (
+                await http.post(f"{cluster.front.url}/api/chat", json={"question": QUESTION})
+            ).status_code
+            for _ in range(LIMIT + 2)
+        ]
+    assert codes == [200] * LIMIT + [429, 429]
+    used = _served_by(cluster.front, '127.0.0.77 "POST /api/chat')
+    assert len(used) == 2, f"both replicas served this client: {used}"
+
+
+async def test_when_replica_a_stops_nginx_sends_all_to_b_and_conversations_go_on(
+    cluster: Cluster,
+) -> None:
+    """Runs last in this module: it stops replica A."""
+    front = cluster.front.url
+    transport = httpx.AsyncHTTPTransport(local_address="127.0.0.78")
+    async with httpx.AsyncClient(transport=transport, timeout=20) as http:
+        first = (await http.post(f"{front}/api/chat", json={"question": QUESTION})).json()
+        cluster.stop_a.close()
+        await asyncio.sleep(0.2)
+        answers: list[dict[str, Any]] = []
+        for question in ("and what is your refund policy?", "which payment methods?"):
+            resp = await http.post(
+                f"{front}/api/chat",
+                json={
+                    "question": question,
+                    "conversation_id": first["conversation_id"],
+                    "conversation_token": first["conversation_token"],
+                },
+            )
+            assert resp.status_code == 200, resp.text
+            answers.append(resp.json())
+    assert {r["conversation_id"] for r in answers} == {first["conversation_id"]}
+    stored = redis.Redis.from_url(cluster.redis.url).get(
+        f"faqbot:conversation:{first['conversation_id']}"
+    )
+    assert stored is not None
+    assert stored.decode().count('"user"') == 3  # all three turns, across the replicas
+    b_host = cluster.replicas[1].removeprefix("http://")
+    lines = [ln for ln in cluster.front.access_log() if '127.0.0.78 "POST /api/chat' in ln]
+    assert lines[-1].endswith(b_host)
