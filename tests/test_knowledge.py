@@ -279,7 +279,14 @@ def test_text_format_problems(
         ),
         pytest.param(
             'entries:\n  - question: "Q?"\n    answer: "unterminated\n',
-            [("f.yaml", 4, "invalid YAML: found unexpected end of stream")],
+            [
+                (
+                    "f.yaml",
+                    3,
+                    "invalid YAML: a quoted string that starts on this line is not closed "
+                    "(found unexpected end of stream at line 4)",
+                )
+            ],
             id="unterminated-quote",
         ),
         pytest.param(

@@ -10,17 +10,23 @@ from types import MappingProxyType
 from faqbot.domain import Category, FaqEntry, KnowledgeBase
 from faqbot.errors import FaqFormatError, FaqProblem, KnowledgeError
 from faqbot.knowledge.ids import entry_id, normalise_question
-from faqbot.knowledge.text_format import RawFile, parse_text
+from faqbot.knowledge.text_format import LINE_BREAK, RawFile, parse_text
 from faqbot.knowledge.yaml_format import parse_yaml
 
 SUFFIXES = {".txt": parse_text, ".yaml": parse_yaml, ".yml": parse_yaml}
 _CATEGORY = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 EMPTY_FILE = "file is empty"  # the reloader treats an empty file like a missing one (it settles)
+MAX_FILE_BYTES = 10 * 1024 * 1024  # a FAQ file is text for people; bigger is a mistake
 
 
 def _read(path: Path, problems: list[FaqProblem]) -> str | None:
     """The file's text; None when it is unusable (a problem recorded) or gone since listed."""
     try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            limit = MAX_FILE_BYTES // (1024 * 1024)
+            problems.append(FaqProblem(path, 1, f"file too large ({size:,} bytes; max {limit} MB)"))
+            return None
         data = path.read_bytes()
     except FileNotFoundError:  # deleted between the listing and now: the category is missing
         return None
@@ -31,7 +37,7 @@ def _read(path: Path, problems: list[FaqProblem]) -> str | None:
     try:
         text = data[bom:].decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = data[bom : bom + exc.start].count(b"\n") + 1
+        line = len(LINE_BREAK.findall(data[bom : bom + exc.start].decode("utf-8"))) + 1
         problems.append(FaqProblem(path, line, f"not valid UTF-8 (byte {exc.start})"))
         return None
     if not text.strip():

@@ -7,14 +7,22 @@
        Answers may continue on the following lines.
 
 Lines starting with `#` are comments. A question may also span lines until its `A:`.
+Lines end at LF, CRLF or CR (as editors count them, so a problem's line is the one shown);
+control characters (NUL, escape codes...) are refused on their line, as YAML refuses them.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from faqbot.errors import FaqProblem
+
+LINE_BREAK = re.compile(r"\r\n|\r|\n")
+# What YAML calls non-printable (yaml.reader.Reader.NON_PRINTABLE): C0 and C1 controls except
+# tab and line breaks, DEL, surrogates and U+FFFE/U+FFFF.
+NON_PRINTABLE = re.compile("[^\t\n\r\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 @dataclass
@@ -67,7 +75,10 @@ def parse_text(path: Path, text: str, problems: list[FaqProblem]) -> RawFile:
                 result.entries.append(RawEntry(question=question, answer=answer, line=q_start))
         q_lines, a_lines = [], None
 
-    for number, raw in enumerate(text.splitlines(), start=1):
+    for number, raw in enumerate(LINE_BREAK.split(text), start=1):
+        if bad := NON_PRINTABLE.search(raw):
+            code = f"U+{ord(bad.group()):04X}"
+            problems.append(FaqProblem(path, number, f"control character {code} is not allowed"))
         line = raw.strip()
         if line.startswith("#"):
             continue

@@ -11,23 +11,146 @@
         keywords: ["discount", "annual"]
         id: sales-annual-discount  # optional explicit stable id
 
-The file is walked as YAML nodes so that every problem names its line.
+The file is walked as YAML nodes so that every problem names its line. Nothing is ever
+constructed into Python objects, and the composer is bounded (`BoundedLoader`): nesting depth,
+the node count with aliases expanded ("billion laughs" and a big list aliased from every entry),
+and tags (only YAML's plain types: `!!python/object` and friends are refused, never built).
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 from pathlib import Path
-from typing import Any
 
 import yaml
 
 from faqbot.errors import FaqProblem
 from faqbot.knowledge.ids import ENTRY_ID_PATTERN
-from faqbot.knowledge.text_format import RawEntry, RawFile
+from faqbot.knowledge.text_format import LINE_BREAK, NON_PRINTABLE, RawEntry, RawFile
 
 TOP_KEYS = {"category", "version", "last_updated", "metadata", "entries"}
 ENTRY_KEYS = {"question", "answer", "keywords", "alternate_questions", "id"}
+# A FAQ file needs depth 4 (top -> entries -> entry -> keywords) and about 10 nodes per entry.
+MAX_DEPTH = 16
+MAX_NODES = 1_000_000  # counting an alias as the whole subtree it stands for
+_CORE = "tag:yaml.org,2002:"
+ALLOWED_TAGS = {None, "!"} | {_CORE + t for t in ("str", "int", "float", "bool", "null")}
+ALLOWED_TAGS |= {_CORE + "seq", _CORE + "map"}
+NULL_TAG = _CORE + "null"
+# Errors raised while scanning one of these point past it (often to the end of the file): the
+# line at fault is where it started. Context -> what went wrong, said from that line.
+_UNCLOSED_QUOTE = "a quoted string that starts on this line is not closed"
+_STARTED_HERE = {
+    "while scanning a quoted scalar": _UNCLOSED_QUOTE,
+    "while scanning a double-quoted scalar": _UNCLOSED_QUOTE,
+    "while scanning a single-quoted scalar": _UNCLOSED_QUOTE,
+    "while scanning a simple key": "the key on this line is not followed by ':'",
+    "while parsing a flow sequence": "a '[' list that starts on this line is not closed",
+    "while parsing a flow mapping": "a '{' mapping that starts on this line is not closed",
+}
+
+
+class LimitError(yaml.MarkedYAMLError):
+    """The document is too deep, too big once aliases are expanded, or uses a refused tag."""
+
+
+class BoundedLoader(yaml.SafeLoader):
+    """SafeLoader whose composer refuses what could exhaust time, memory or the stack."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._nodes = 0
+        self._sizes: dict[int, int] = {}  # id(node) -> node count of its subtree
+
+    def _refuse(self, problem: str, event: yaml.Event) -> LimitError:
+        return LimitError(problem=problem, problem_mark=event.start_mark)  # type: ignore[arg-type]
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        event: yaml.Event = self.peek_event()  # type: ignore[no-untyped-call]
+        if isinstance(event, yaml.AliasEvent):
+            node = super().compose_node(parent, index)
+            self._count(self._sizes.get(id(node), 1), event)
+            return node
+        tag: str | None = getattr(event, "tag", None)
+        if tag not in ALLOWED_TAGS:
+            assert tag is not None
+            shown = "!!" + tag.removeprefix(_CORE) if tag.startswith(_CORE) else tag
+            raise self._refuse(
+                f"tag {shown!r} is not allowed: FAQ files hold only text, lists and mappings",
+                event,
+            )
+        if not isinstance(event, yaml.CollectionStartEvent):
+            self._count(1, event)
+            node = super().compose_node(parent, index)
+            self._sizes[id(node)] = 1
+            return node
+        self._depth += 1
+        if self._depth > MAX_DEPTH:
+            raise self._refuse(f"nested deeper than {MAX_DEPTH} levels", event)
+        before = self._nodes
+        self._count(1, event)
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+        self._sizes[id(node)] = self._nodes - before
+        return node
+
+    def _count(self, nodes: int, event: yaml.Event) -> None:
+        self._nodes += nodes
+        if self._nodes > MAX_NODES:
+            raise self._refuse(
+                f"more than {MAX_NODES:,} values once aliases are expanded "
+                "(anchors and aliases must not multiply the file)",
+                event,
+            )
+
+
+def compose(text: str) -> yaml.Node | None:
+    """The document's node tree (nothing constructed), within BoundedLoader's limits."""
+    loader = BoundedLoader(text)
+    try:
+        return loader.get_single_node()
+    finally:
+        loader.dispose()
+
+
+def _runaway_quote(text: str, line: int) -> int | None:
+    """The first line of a quoted string that spans lines and ends on `line`, if one does.
+
+    A missing closing quote makes the string run on to the next quote, and the parser fails
+    only there, a line or more after the line at fault."""
+    last: yaml.Token | None = None
+    with contextlib.suppress(yaml.YAMLError):
+        for token in yaml.scan(text, Loader=yaml.SafeLoader):
+            if token.start_mark.line > line:
+                break
+            if isinstance(token, yaml.ScalarToken) and token.style in ('"', "'"):
+                last = token
+    if last is not None and last.end_mark.line == line and last.start_mark.line < line:
+        return int(last.start_mark.line)
+    return None
+
+
+def syntax_problem(path: Path, text: str, exc: yaml.MarkedYAMLError) -> FaqProblem:
+    """The problem on the line at fault: where an unclosed quote, bracket or key started, not
+    where the parser gave up (for an unclosed quote, the end of the file or the next quote)."""
+    problem, mark = exc.problem or str(exc), exc.problem_mark or exc.context_mark
+    started, where = _STARTED_HERE.get(exc.context or ""), exc.context_mark
+    if started and where is not None and mark is not None and where.line != mark.line:
+        if started != _UNCLOSED_QUOTE or "unexpected" in problem:
+            problem = f"{started} ({problem} at line {mark.line + 1})"
+            mark = where
+    elif mark is not None and (start := _runaway_quote(text, mark.line)) is not None:
+        problem = (
+            f"a quoted string that starts on this line runs on to line {mark.line + 1}; "
+            f"is its closing quote missing? ({problem} at line {mark.line + 1})"
+        )
+        return FaqProblem(path, start + 1, f"invalid YAML: {problem}")
+    line = int(mark.line) + 1 if mark is not None else 1
+    return FaqProblem(path, line, f"invalid YAML: {problem}")
 
 
 def _line(node: yaml.Node) -> int:
@@ -38,7 +161,13 @@ def _scalar(node: yaml.Node, path: Path, what: str, problems: list[FaqProblem]) 
     if not isinstance(node, yaml.ScalarNode):
         problems.append(FaqProblem(path, _line(node), f"{what} must be a string"))
         return None
-    return str(node.value).strip()
+    if node.tag == NULL_TAG:  # `answer: ~` or `answer: null` is no answer, not the word "null"
+        return ""
+    value = str(node.value)
+    if bad := NON_PRINTABLE.search(value):  # written as an escape ("\0"): refused as in text
+        code = f"U+{ord(bad.group()):04X}"
+        problems.append(FaqProblem(path, _line(node), f"control character {code} is not allowed"))
+    return value.strip()
 
 
 def _string_list(node: yaml.Node, path: Path, what: str, problems: list[FaqProblem]) -> list[str]:
@@ -60,6 +189,9 @@ def _mapping(
     assert isinstance(node, yaml.MappingNode)
     out: dict[str, tuple[yaml.Node, yaml.Node]] = {}
     for k, v in node.value:
+        if not isinstance(k, yaml.ScalarNode):
+            problems.append(FaqProblem(path, _line(k), "keys must be plain text"))
+            continue
         key = str(k.value)
         if key in out:
             first = _line(out[key][0])
@@ -117,15 +249,19 @@ def parse_yaml(path: Path, text: str, problems: list[FaqProblem]) -> RawFile:
     """Parse the YAML format, appending every problem found (with its line) to `problems`."""
     result = RawFile()
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = compose(text)
+    except LimitError as exc:
+        line = int(exc.problem_mark.line) + 1 if exc.problem_mark is not None else 1
+        problems.append(FaqProblem(path, line, f"refused YAML: {exc.problem}"))
+        return result
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = int(mark.line) + 1 if mark is not None else 1
-        problems.append(FaqProblem(path, line, f"invalid YAML: {exc.problem or exc}"))
+        problems.append(syntax_problem(path, text, exc))
         return result
     except yaml.reader.ReaderError as exc:  # e.g. a control character YAML does not allow
-        line = text[: exc.position].count("\n") + 1
-        problems.append(FaqProblem(path, line, f"invalid YAML: {exc.reason} {exc.character!r}"))
+        line = len(LINE_BREAK.findall(text[: exc.position])) + 1
+        char = exc.character if isinstance(exc.character, int) else ord(exc.character[:1] or "?")
+        message = f"invalid YAML: control character U+{char:04X} is not allowed"
+        problems.append(FaqProblem(path, line, message))
         return result
     if root is None:
         problems.append(FaqProblem(path, 1, "file is empty"))
@@ -151,9 +287,10 @@ def parse_yaml(path: Path, text: str, problems: list[FaqProblem]) -> RawFile:
     if "metadata" in top:
         meta_node = top["metadata"][1]
         if isinstance(meta_node, yaml.MappingNode):
-            loader = yaml.SafeLoader("")
-            data: Any = loader.construct_mapping(meta_node, deep=True)
-            result.metadata = {str(k): str(v) for k, v in data.items()}
+            for meta_key, (_, meta_value) in _mapping(meta_node, path, problems).items():
+                text_value = _scalar(meta_value, path, f"metadata {meta_key!r}", problems)
+                if text_value is not None:
+                    result.metadata[meta_key] = text_value
         else:
             problems.append(FaqProblem(path, _line(meta_node), "metadata must be a mapping"))
     if "entries" not in top:
