@@ -8,12 +8,22 @@ import unicodedata
 from faqbot.errors import InputError
 
 # C0/C1 controls except tab/newline, zero-width space, directional marks, bidi overrides and
-# isolates, BOM. Zero-width (non-)joiners stay: emoji sequences and Persian/Indic words need them.
+# isolates, BOM, and lone surrogates (half an emoji, from a client's broken JSON escape: no
+# UTF-8 text, database or JSON encoder takes them). Zero-width (non-)joiners stay: emoji
+# sequences and Persian/Indic words need them.
 _CONTROL = re.compile(
-    r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff]"
+    r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff"
+    r"\ud800-\udfff]"
 )
 _JOINERS = "\u200c\u200d"
 _SPACES = re.compile(r"[ \t]+")
+EMPTY_QUESTION = "Please type a question - your message was empty."
+
+
+def too_long(length: int | None, max_chars: int) -> str:
+    """What to tell a user whose message is over the limit (its length when known)."""
+    size = f" ({length:,} characters)" if length is not None else ""
+    return f"Your message is too long{size}. Please keep questions under {max_chars:,} characters."
 
 
 def clean_question(text: str, max_chars: int) -> str:
@@ -23,10 +33,7 @@ def clean_question(text: str, max_chars: int) -> str:
     cleaned = unicodedata.normalize("NFC", _CONTROL.sub("", text))  # remove first, then compose
     cleaned = _SPACES.sub(" ", cleaned).strip()
     if not cleaned.strip(_JOINERS + " \n\t"):
-        raise InputError("Please type a question - your message was empty.")
+        raise InputError(EMPTY_QUESTION)
     if len(cleaned) > max_chars:
-        raise InputError(
-            f"Your message is too long ({len(cleaned):,} characters). "
-            f"Please keep questions under {max_chars:,} characters."
-        )
+        raise InputError(too_long(len(cleaned), max_chars))
     return cleaned

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import Any
 
@@ -51,14 +52,19 @@ STREAM_RESPONSES: dict[int | str, dict[str, Any]] = {
     },
 }
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
 KEEP_ALIVE = ": keep-alive\n\n"  # an SSE comment: clients ignore it, proxies see traffic
 CLIENT_CLOSED_REQUEST = 499  # nginx's status for a client that left before the answer
 CANCEL_WAIT_S = 2.0  # how long a cancelled turn may take to unwind (close its LLM call)
 
 
 def encode_sse(event: str, data: Any) -> str:
-    """One server-sent event: its name and its JSON data."""
-    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+    """One server-sent event: its name and its JSON data, on one `data:` line (JSON escapes
+    CR and LF, so no text can end the frame early or forge another one)."""
+    payload = json.dumps(data, ensure_ascii=False)
+    if _SURROGATE.search(payload):  # a lone surrogate (a provider split an emoji's escape):
+        payload = json.dumps(data)  # escaped as \udXXX it stays valid JSON and valid UTF-8
+    return f"event: {event}\ndata: {payload}\n\n"
 
 
 def source_out(source: Source, prefix: str) -> SourceOut:

@@ -11,7 +11,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from faqbot.errors import InputError, RateLimitedError
 from faqbot.logs import get_logger
-from faqbot.web.schemas import ErrorResponse
+from faqbot.validation import too_long
+from faqbot.web.schemas import FIELD_MESSAGES, PATTERN_MISMATCH, ErrorResponse
 
 log = get_logger("faqbot.web")
 
@@ -28,12 +29,23 @@ def error_response(
     return JSONResponse(body, status_code=status, headers=headers or None)
 
 
+def in_words(err: Any) -> str:
+    """One validation error as a person would say it (never a regular expression)."""
+    where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
+    kind = str(err.get("type", ""))
+    if (message := FIELD_MESSAGES.get((where, kind))) is not None:
+        return message
+    if where == "question" and kind == "string_too_long":
+        value = err.get("input")
+        return too_long(len(value) if isinstance(value, str) else None, err["ctx"]["max_length"])
+    if kind == "string_pattern_mismatch":
+        return f"{where}: {PATTERN_MISMATCH}"
+    return f"{where}: {err.get('msg', 'invalid')}"
+
+
 async def on_validation(request: Request, exc: RequestValidationError) -> Any:
-    parts = []
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
-        parts.append(f"{where or 'body'}: {err.get('msg', 'invalid')}")
-    return error_response(422, "Invalid request", "VALIDATION_ERROR", "; ".join(parts)[:500])
+    detail = "; ".join(dict.fromkeys(in_words(err) for err in exc.errors()))
+    return error_response(422, "Invalid request", "VALIDATION_ERROR", detail[:500])
 
 
 async def on_input(request: Request, exc: InputError) -> Any:

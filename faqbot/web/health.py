@@ -69,7 +69,7 @@ async def health_report(ctx: ApiContext, bot: FaqBot, deep: bool) -> HealthRespo
 
 
 def register_health(api: FastAPI, ctx: ApiContext) -> None:
-    """GET /health."""
+    """GET /health (and HEAD /health)."""
 
     @api.get(
         "/health",
@@ -82,6 +82,12 @@ def register_health(api: FastAPI, ctx: ApiContext) -> None:
     ) -> HealthResponse:
         """Liveness plus what is serving: mode, knowledge version, circuit breaker, cache."""
         return await health_report(ctx, ctx.bot_or_503(), deep)
+
+    @api.head("/health", include_in_schema=False)
+    async def health_head() -> Response:
+        """GET /health's status code without its body: the check some load balancers send."""
+        ctx.bot_or_503()
+        return Response(status_code=200)
 
 
 def register_metrics(api: FastAPI) -> None:

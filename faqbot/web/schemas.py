@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from faqbot.events import Outcome
+from faqbot.validation import EMPTY_QUESTION
 
 # A question must contain at least one visible character: blanks, control, zero-width and bidi
 # characters alone are rejected (faqbot.validation strips them). Same meaning in Python's `re`,
@@ -18,6 +19,23 @@ MAX_QUESTION_CHARS = 1000  # the API's hard cap; the MAX_QUESTION_CHARS setting 
 # ("\ud83d\ude00", 12 bytes each), a 64-character conversation id, a 128-character
 # conversation token and the keys (tests/test_body_limit.py sends it).
 MAX_BODY_BYTES = 16 * 1024
+
+
+# A failed field check, said in words: pydantic's own messages quote the regular expressions
+# ("String should match pattern '[^\s\x00-...'"). (field, pydantic error type) -> message.
+FIELD_MESSAGES: dict[tuple[str, str], str] = {
+    ("question", "string_too_short"): EMPTY_QUESTION,
+    ("question", "string_pattern_mismatch"): EMPTY_QUESTION,
+    ("question", "string_type"): "Please send your question as text.",
+    ("question", "string_unicode"): "Your message has broken characters (half of an emoji or "
+    "a bad escape in the JSON); please type it again.",
+    ("question", "missing"): "Please send a question (the `question` field is missing).",
+    ("conversation_id", "string_pattern_mismatch"): "conversation_id may contain only letters, "
+    "digits, '-' and '_': send back the one an earlier answer gave you.",
+    ("conversation_token", "string_pattern_mismatch"): "conversation_token may contain only "
+    "letters, digits, '.', '-' and '_': send back the one an earlier answer gave you.",
+}
+PATTERN_MISMATCH = "contains characters that are not allowed"  # any other field
 
 
 class ChatRequest(BaseModel):
