@@ -144,6 +144,12 @@ class Settings(BaseSettings):
             return None
         return value
 
+    @field_validator("openai_base_url", "embeddings_base_url", "redis_url", mode="before")
+    @classmethod
+    def _blank_url_is_none(cls, value: Any) -> Any:
+        """`VAR=` (as Compose passes an unset `${VAR:-}`) means unset, not an empty URL."""
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("conversation_secret", mode="before")
     @classmethod
     def _check_conversation_secret(cls, value: Any) -> Any:

@@ -176,3 +176,10 @@ def test_api_key_never_appears_in_a_config_error(monkeypatch: pytest.MonkeyPatch
         load_settings()
     assert SECRET not in str(info.value)
     assert SECRET not in repr(info.value)
+
+
+@pytest.mark.parametrize("name", ["OPENAI_BASE_URL", "EMBEDDINGS_BASE_URL", "REDIS_URL"])
+def test_a_blank_url_means_unset(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    """docker-compose.yml passes `${OPENAI_BASE_URL:-}` as an empty string when it is unset."""
+    monkeypatch.setenv(name, "  ")
+    assert getattr(load_settings(), name.lower()) is None

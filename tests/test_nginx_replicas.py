@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,7 +22,13 @@ import pytest
 import redis
 
 from tests.browser_support import browser_page
-from tests.e2e_support import ChatClient, chainlit_server, free_port, server_logs_on_failure
+from tests.e2e_support import (
+    ROOT,
+    ChatClient,
+    chainlit_server,
+    free_port,
+    server_logs_on_failure,
+)
 from tests.nginx_support import NGINX, Nginx, nginx_in_front
 from tests.redis_support import REDIS_SERVER, ThrowawayRedis
 
@@ -39,6 +48,7 @@ class Cluster:
     replicas: list[str]  # base URLs of A and B
     redis: ThrowawayRedis
     stop_a: contextlib.ExitStack
+    faqs: Path
 
 
 @pytest.fixture(autouse=True)
@@ -47,11 +57,14 @@ def _server_logs(request: pytest.FixtureRequest) -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[Cluster]:
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    faqs = tmp_path_factory.mktemp("shared") / "faqs"  # the folder both replicas watch
+    shutil.copytree(ROOT / "faqs", faqs)
     front_port = free_port()
     server = ThrowawayRedis(free_port())
     server.start()
     env = {
+        "FAQ_DIR": str(faqs),
         "REDIS_URL": server.url,
         "CONVERSATION_SECRET": "the-same-secret-on-every-replica-42",
         "RATE_LIMIT_REQUESTS": str(LIMIT),
@@ -64,7 +77,7 @@ def cluster() -> Iterator[Cluster]:
             b = stack.enter_context(chainlit_server(env))
             hosts = [u.removeprefix("http://") for u in (a, b)]
             front = stack.enter_context(nginx_in_front(hosts, port=front_port))
-            yield Cluster(front, [a, b], server, a_stack)
+            yield Cluster(front, [a, b], server, a_stack, faqs)
     finally:
         server.kill()
 
@@ -128,6 +141,30 @@ async def test_the_rate_limit_counts_one_client_across_both_replicas(cluster: Cl
     assert codes == [200] * LIMIT + [429, 429]
     used = _served_by(cluster.front, '127.0.0.77 "POST /api/chat')
     assert len(used) == 2, f"both replicas served this client: {used}"
+
+
+def _versions(cluster: Cluster) -> list[str]:
+    return [
+        httpx.get(f"{u}/api/health", timeout=10).json()["knowledge_version"]
+        for u in cluster.replicas
+    ]
+
+
+def test_an_faq_edit_reaches_every_replica_with_the_same_version(cluster: Cluster) -> None:
+    before = _versions(cluster)
+    assert before[0] == before[1], "replicas on the same files report the same version"
+    sales = cluster.faqs / "sales.txt"
+    sales.write_text(
+        sales.read_text() + "\nQ: Do you sell gift cards?\nA: Yes, from $25, by e-mail.\n"
+    )
+    deadline = time.monotonic() + 20
+    while (now := _versions(cluster)) != [now[0], now[0]] or now[0] == before[0]:
+        assert time.monotonic() < deadline, f"replicas did not converge: {before} -> {now}"
+        time.sleep(0.3)
+    answered = httpx.post(
+        f"{cluster.front.url}/api/chat", json={"question": "Do you sell gift cards?"}, timeout=10
+    ).json()
+    assert "from $25" in answered["answer"]
 
 
 async def test_when_replica_a_stops_nginx_sends_all_to_b_and_conversations_go_on(
