@@ -44,6 +44,17 @@ class Settings(BaseSettings):
     openai_connect_timeout: float = Field(default=5.0, gt=0, le=120)
     openai_max_retries: int = Field(default=1, ge=0, le=5)
     llm_budget_seconds: float = Field(default=30.0, gt=0, le=600)
+    # How long the provider may stay silent in one LLM call (router or answer): its first output
+    # (text, or the router's tool call) must arrive within this many seconds of the request, and
+    # once it streams no gap between two chunks may last longer. Past it the question falls back
+    # to retrieval and the stall counts as a provider failure (circuit breaker); a slow answer
+    # that keeps streaming is never cut by it (LLM_BUDGET_SECONDS bounds the whole answer). A
+    # Retry-After is waited out only when it fits in half of it. Default 5 s: hosted chat
+    # completion APIs (OpenAI, Azure OpenAI, OpenAI-compatible gateways) stream the first token
+    # or tool-call chunk of a prompt this size (a few thousand tokens) in about 0.3-1 s and
+    # seldom over 2-3 s; raise it for reasoning models (they think before the first token) and
+    # for local servers that load the model or prefill on a CPU (Ollama, llama.cpp).
+    llm_first_token_seconds: float = Field(default=5.0, gt=0, le=600)
     llm_history_turns: int = Field(default=6, ge=0, le=50)
     # Skip the router call when hybrid retrieval is confident (answer zone) and the question is
     # not a follow-up: one LLM round trip instead of two, and a cached answer needs none.

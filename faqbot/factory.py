@@ -14,14 +14,16 @@ def build_model(settings: Settings) -> ChatModel | None:
     """The configured OpenAI-compatible model, or None (offline mode) without an API key."""
     if settings.openai_api_key is None:
         return None
-    from faqbot.llm.openai_model import OpenAIChatModel, make_client
+    from faqbot.llm.openai_model import OpenAIChatModel, make_client, retry_wait_bound
 
+    silence = settings.llm_first_token_seconds
     client = make_client(
         settings.openai_api_key.get_secret_value(),
         base_url=settings.openai_base_url,
         timeout=settings.openai_timeout,
         connect_timeout=settings.openai_connect_timeout,
         max_retries=settings.openai_max_retries,
+        max_retry_wait=retry_wait_bound(silence),
     )
     return OpenAIChatModel(
         client,
@@ -29,6 +31,8 @@ def build_model(settings: Settings) -> ChatModel | None:
         max_tokens=settings.openai_max_tokens,
         temperature=settings.openai_temperature,
         prices=settings.llm_price_table,
+        first_token_s=silence,
+        stall_s=silence,
     )
 
 

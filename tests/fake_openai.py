@@ -31,6 +31,10 @@ Faults, as the openai 3.x SDK sees them (checked in tests/test_fake_openai.py):
   (incomplete chunked read)")`. A non-streaming torn reply sends half a JSON body and is cut
   the same way: `openai.APIConnectionError` from `create()`.
 - `empty_choices()`: a 200 whose chunks (or completion) carry `"choices": []`.
+- `stall(text, after, seconds)`: a stream that stops mid-answer: the role chunk and `after`
+  content chunks, then silence for `seconds` (the connection stays open), then the rest. The SDK
+  yields the first chunks and then waits; its read timeout is the only limit. A non-streaming
+  stall reply arrives `seconds` late.
 
 Embeddings (`POST /v1/embeddings`): the real response shape `{"object": "list", "data": [{"object":
 "embedding", "index": i, "embedding": [...]}], "model", "usage"}`; `input` is a string, a list of
@@ -114,6 +118,7 @@ __all__ = [
     "rate_limited",
     "running",
     "server_error",
+    "stall",
     "text",
     "tool",
     "tools",
@@ -124,7 +129,9 @@ __all__ = [
 REFUSAL = (
     "I don't have that information in my FAQ database. Please contact support for more details."
 )
-Kind = Literal["text", "tool_calls", "error", "hang", "torn", "empty_choices", "embeddings"]
+Kind = Literal[
+    "text", "tool_calls", "error", "hang", "torn", "stall", "empty_choices", "embeddings"
+]
 EmbeddingFault = Literal[
     "reversed",
     "count",
@@ -147,9 +154,9 @@ class Reply:
     invalid JSON). `status`, `headers` and `error_body` shape `error` replies (`headers` are
     also sent on every other reply). `first_token_delay` (seconds) and `tokens_per_second`
     override the server's pacing; `usage` overrides the `(prompt, completion)` token counts;
-    `torn_after` is the number of content chunks sent before a torn stream is cut;
-    `hang_seconds` is how long a `hang` reply stays silent. `embedding_fault` bends an
-    `embeddings` reply (see `bad_embeddings`).
+    `torn_after` is the number of content chunks sent before a torn stream is cut (or a
+    `stall` stream pauses); `hang_seconds` is how long a `hang` or `stall` reply stays silent.
+    `embedding_fault` bends an `embeddings` reply (see `bad_embeddings`).
     """
 
     kind: Kind
@@ -266,6 +273,11 @@ def hang(seconds: float = 30.0) -> Reply:
 def torn(content: str, after: int = 3) -> Reply:
     """Stream the role chunk and `after` words of `content`, then drop the connection."""
     return Reply("torn", text=content, torn_after=after)
+
+
+def stall(content: str, after: int = 3, seconds: float = 30.0) -> Reply:
+    """Stream the role chunk and `after` words of `content`, go silent `seconds`, then the rest."""
+    return Reply("stall", text=content, torn_after=after, hang_seconds=seconds)
 
 
 def empty_choices() -> Reply:
@@ -600,7 +612,7 @@ class FakeOpenAI:
 
     def _shaped(self, reply: Reply) -> Reply:
         """`reply` with the profile's answer / tool-call length applied (text and tool calls)."""
-        if reply.kind == "text" and self.answer_tokens:
+        if reply.kind in ("text", "stall") and self.answer_tokens:
             return dataclasses.replace(reply, text=_sized_text(reply.text, self.answer_tokens))
         if reply.kind == "tool_calls" and self.tool_call_tokens:
             return dataclasses.replace(reply, tool_call_fragments=self.tool_call_tokens)
@@ -788,11 +800,12 @@ class FakeOpenAI:
         delay, gap = self._delay(reply), self._gap(reply)
         if reply.kind == "tool_calls":
             steps = sum(len(self._arg_fragments(reply, raw)) for _, raw in reply.tool_calls)
-        elif reply.kind == "text":
+        elif reply.kind in ("text", "stall"):
             steps = len(_pieces(reply.text)) - 1
         else:
             steps = 0
-        return delay + gap * max(0, steps)
+        pause = reply.hang_seconds if reply.kind == "stall" else 0.0
+        return delay + gap * max(0, steps) + pause
 
     def _usage(self, body: dict[str, Any], reply: Reply) -> dict[str, int]:
         if reply.usage is not None:
@@ -862,6 +875,8 @@ class FakeOpenAI:
                 for n, piece in enumerate(_pieces(reply.text)):
                     if reply.kind == "torn" and n >= reply.torn_after:
                         break
+                    if reply.kind == "stall" and n == reply.torn_after:
+                        await asyncio.sleep(reply.hang_seconds)  # cancelled if the client goes
                     if gap and n:
                         await asyncio.sleep(gap)
                     yield self._chunk(cid, choice({"content": piece}), **extra)

@@ -34,6 +34,7 @@ from tests.e2e_support import chainlit_server, free_port
 
 pytestmark = pytest.mark.llm
 SDK_TIMEOUT_S = 8.0  # what an abandoned call used to run for before it failed
+# (LLM_FIRST_TOKEN_SECONDS is set as long: the provider's stall must outlast each test)
 ANSWER = "Yes, we offer a 20% discount for annual subscriptions on all plans."
 
 
@@ -69,6 +70,7 @@ async def served(make_settings: Any, provider: RecordingFake) -> AsyncIterator[t
         openai_base_url=provider.base_url,
         openai_max_retries=0,
         openai_timeout=SDK_TIMEOUT_S,
+        llm_first_token_seconds=SDK_TIMEOUT_S,
         llm_budget_seconds=SDK_TIMEOUT_S + 3,
         local_routing=False,  # every question goes through the LLM router first
         circuit_failure_threshold=1,  # one counted failure would open the breaker
@@ -112,11 +114,20 @@ async def hang_ended(provider: RecordingFake, wait_s: float) -> dict[str, Any]:
     return provider.hangs[-1]
 
 
-async def leave_after(port: int, request: bytes, seconds: float) -> tuple[float, bytes]:
-    """Send `request`, read for `seconds`, then close the connection: (closed at, bytes read)."""
+async def leave_after(
+    port: int, request: bytes, seconds: float, provider: RecordingFake | None = None
+) -> tuple[float, bytes]:
+    """Send `request`, read for `seconds`, then close the connection: (closed at, bytes read).
+
+    With `provider`, the reading starts once the provider's next call hangs (the first call of
+    a fresh server can take half a second to reach it on a busy machine).
+    """
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    hangs = len(provider.hangs) if provider is not None else 0
     writer.write(request)
     await writer.drain()
+    if provider is not None:
+        await hang_started(provider, hangs + 1)
     received = b""
     end = time.monotonic() + seconds
     while (left := end - time.monotonic()) > 0:
@@ -154,7 +165,9 @@ async def test_a_client_leaving_chat_cancels_the_llm_call_and_is_no_breaker_fail
 ) -> None:
     port, bot = served
     provider.script(fo.hang(30))  # the provider accepts the router call and never answers
-    closed, received = await leave_after(port, post("/chat", {"question": "annual discount?"}), 0.5)
+    closed, received = await leave_after(
+        port, post("/chat", {"question": "annual discount?"}), 0.5, provider
+    )
     await hang_started(provider)
     assert received == b""  # nothing was answered yet
     record = await hang_ended(provider, wait_s=SDK_TIMEOUT_S + 2)
@@ -172,7 +185,7 @@ async def test_a_client_leaving_a_stream_cancels_the_llm_call_and_is_no_breaker_
     port, bot = served
     provider.script(fo.hang(30))
     request = post("/chat/stream", {"question": "annual discount?"})
-    closed, _ = await leave_after(port, request, 0.5)
+    closed, _ = await leave_after(port, request, 0.5, provider)
     await hang_started(provider)
     record = await hang_ended(provider, wait_s=SDK_TIMEOUT_S + 2)
     assert record["end"] is not None, "the provider call is still running"
@@ -227,6 +240,7 @@ async def test_on_the_running_app_a_leaving_client_cancels_and_streams_keep_aliv
         "OPENAI_BASE_URL": provider.base_url,
         "OPENAI_MAX_RETRIES": "0",
         "OPENAI_TIMEOUT": str(SDK_TIMEOUT_S),
+        "LLM_FIRST_TOKEN_SECONDS": str(SDK_TIMEOUT_S),
         "LLM_BUDGET_SECONDS": str(SDK_TIMEOUT_S + 3),
         "LOCAL_ROUTING": "false",
         "CIRCUIT_FAILURE_THRESHOLD": "1",
@@ -236,7 +250,7 @@ async def test_on_the_running_app_a_leaving_client_cancels_and_streams_keep_aliv
         port = int(url.rsplit(":", 1)[1])
         provider.script(fo.hang(30))
         closed, _ = await leave_after(
-            port, post("/api/chat", {"question": "annual discount?"}), 0.5
+            port, post("/api/chat", {"question": "annual discount?"}), 0.5, provider
         )
         await hang_started(provider)
         record = await hang_ended(provider, wait_s=SDK_TIMEOUT_S + 2)

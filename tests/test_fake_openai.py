@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import signal
@@ -246,6 +247,23 @@ async def test_torn_stream_yields_chunks_then_raises_connection_error(
     assert content_of(got) == "We offer a"
     assert len(got) == 4  # role chunk + 3 content chunks
     assert all(c.choices[0].finish_reason is None for c in got)
+
+
+async def test_stall_pauses_mid_stream_then_finishes(
+    fake_openai: fo.FakeOpenAI, client: openai.AsyncOpenAI
+) -> None:
+    fake_openai.script(fo.stall("We offer a twenty percent discount", after=3, seconds=0.6))
+    stream = await client.chat.completions.create(model="m", messages=USER, stream=True)
+    arrived: list[tuple[float, Any]] = []
+    started = time.monotonic()
+    async for chunk in stream:
+        arrived.append((time.monotonic() - started, chunk))
+    chunks = [c for _, c in arrived]
+    assert content_of(chunks) == "We offer a twenty percent discount"
+    gaps = [later - earlier for (earlier, _), (later, _) in itertools.pairwise(arrived)]
+    assert max(gaps) >= 0.55  # the pause, after the role chunk and 3 words
+    assert gaps.index(max(gaps)) == 3
+    assert content_of(chunks[:4]) == "We offer a"
 
 
 async def test_torn_non_streaming_body_raises_connection_error(

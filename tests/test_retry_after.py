@@ -2,8 +2,9 @@
 
 Found by a fault probe: the OpenAI SDK honours Retry-After (up to two minutes) between its
 retries, so a 429 with `Retry-After: 20` held every question for 20 s before any fallback. A wait
-longer than the SDK retry bound must instead end the call at once (offline answer) and open the
-circuit breaker for the time the provider asked, so the next questions skip the LLM until then.
+longer than the SDK retry bound (half of LLM_FIRST_TOKEN_SECONDS, so a retry fits inside the
+first-token deadline) must instead end the call at once (offline answer) and open the circuit
+breaker for the time the provider asked, so the next questions skip the LLM until then.
 Runs the real SDK against the loopback fake server, with the production retry/timeout defaults.
 """
 
@@ -21,7 +22,7 @@ from faqbot.bot import FaqBot, collect
 from faqbot.breaker import MAX_OPEN_SECONDS, CircuitBreaker
 from faqbot.events import TurnResult
 from faqbot.factory import build_bot
-from faqbot.llm.openai_model import MAX_RETRY_WAIT_S, retry_after_seconds
+from faqbot.llm.openai_model import retry_after_seconds, retry_wait_bound
 from tests import fake_openai as fo
 
 pytestmark = pytest.mark.llm
@@ -89,7 +90,8 @@ async def test_after_the_retry_after_window_the_llm_is_tried_again(
 async def test_a_short_retry_after_is_waited_out_inside_the_budget(
     bot: FaqBot, fake_openai: Any
 ) -> None:
-    """Retry-After within MAX_RETRY_WAIT_S: the SDK retries once and the LLM answers."""
+    """A Retry-After within half the first-token deadline: the SDK retries once and the LLM
+    answers, the whole wait inside the deadline."""
     fake_openai.script(
         fo.rate_limited(retry_after=0.3),
         fo.tool("faq_sales", question="annual discount?"),
@@ -99,8 +101,51 @@ async def test_a_short_retry_after_is_waited_out_inside_the_budget(
     assert not result.fallback
     assert result.answer == DISCOUNT
     assert len(fake_openai.requests) == 3  # 429, retried router call, answer
-    assert 0.3 <= elapsed < 0.3 + MAX_RETRY_WAIT_S
+    assert 0.3 <= elapsed < bot.settings.llm_first_token_seconds
     assert bot.breaker.state == "closed"
+
+
+async def test_the_retry_wait_bound_follows_the_first_token_deadline(
+    make_settings: Any, fake_openai: Any
+) -> None:
+    """LLM_FIRST_TOKEN_SECONDS=1: a Retry-After of 0.8 s (which the old fixed 2 s bound waited
+    out, holding the question past the deadline) is not waited out; the breaker keeps it."""
+    settings = make_settings(
+        openai_api_key="test-key",
+        openai_base_url=fake_openai.base_url,
+        llm_first_token_seconds=1.0,
+    )
+    assert retry_wait_bound(settings.llm_first_token_seconds) == 0.5
+    assert bot_wait_bound(build_bot(settings)) == 0.5
+    bot = build_bot(settings)
+    fake_openai.script(fo.rate_limited(retry_after=0.8))
+    result, elapsed = await ask(bot)
+    assert result.fallback_reason == "LLM_RATE_LIMITED"
+    assert elapsed < 0.5
+    assert len(fake_openai.requests) == 1  # no retry
+    assert bot.breaker.state == "open"
+    await asyncio.sleep(0.85)  # the breaker's window ends; a 0.4 s Retry-After fits: retried
+    fake_openai.script(
+        fo.rate_limited(retry_after=0.4),
+        fo.tool("faq_sales", question="annual discount?"),
+        fo.text(DISCOUNT),
+    )
+    again, elapsed = await ask(bot)
+    assert not again.fallback
+    assert len(fake_openai.requests) == 4  # 429, retried router call, answer
+    assert 0.4 <= elapsed < settings.llm_first_token_seconds + 0.5
+
+
+def bot_wait_bound(bot: FaqBot) -> float:
+    """The Retry-After bound of the bot's SDK client, and of its copies (used by `ping`)."""
+    client: Any = bot.model.client  # type: ignore[union-attr]
+    assert client.with_options(max_retries=0).max_retry_wait == client.max_retry_wait
+    return float(client.max_retry_wait)
+
+
+def test_the_default_retry_wait_fits_inside_the_default_deadline(make_settings: Any) -> None:
+    settings = make_settings()
+    assert 0 < retry_wait_bound(settings.llm_first_token_seconds) < settings.llm_first_token_seconds
 
 
 def test_retry_after_parsing() -> None:

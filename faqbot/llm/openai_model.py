@@ -3,20 +3,31 @@
 Works with any OpenAI-compatible endpoint (OpenAI, Azure-style gateways, Ollama, vLLM, LM Studio)
 through an injected AsyncOpenAI client; SDK exceptions are translated into faqbot's LLMError tree.
 
+Silence: a provider that accepts the connection and never answers used to hold each question for
+the SDK's read timeout (20 s) before the offline fallback. `OpenAIChatModel` bounds how long the
+provider may stay silent in every call, router and answer alike: its first output (text, a tool
+call or a finish) must arrive within `first_token_s` of the call's start, and after that no gap
+between two chunks may last longer than `stall_s`. Either failing raises LLMTimeoutError (the
+bot falls back and counts a provider failure); a slow answer that keeps streaming is never cut
+(the whole-answer budget is the bot's, LLM_BUDGET_SECONDS).
+
 Retry-After: the SDK waits out a provider's Retry-After (up to two minutes) before each retry, so
 one `Retry-After: 20` held every question 20 s before its offline fallback. `make_client` builds a
-client that retries only when the wait is at most MAX_RETRY_WAIT_S (well inside the per-turn LLM
-budget); a longer one fails at once with the wait in the error's `retry_after`, and the bot keeps
-its circuit breaker open that long (faqbot.bot), so users get the offline answer without waiting.
+client that retries only when the wait fits inside the first-token deadline
+(`retry_wait_bound`); a longer one fails at once with the wait in the error's `retry_after`, and
+the bot keeps its circuit breaker open that long (faqbot.bot), so users get the offline answer
+without waiting.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import email.utils
 import math
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any, NoReturn
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from typing import Any, NoReturn, Self
 
 import httpx2
 import openai
@@ -44,7 +55,10 @@ def price_usage(
     return Usage(prompt, completion, round(cost, 8))
 
 
-MAX_RETRY_WAIT_S = 2.0  # the longest Retry-After the SDK may wait out before its retry
+def retry_wait_bound(first_token_s: float) -> float:
+    """The longest Retry-After worth waiting out: half the first-token deadline, so the retried
+    request keeps the other half for its own first token (hosted providers' p99 is 1-2 s)."""
+    return first_token_s / 2
 
 
 def retry_after_seconds(headers: httpx2.Headers) -> float | None:
@@ -67,10 +81,17 @@ class BoundedRetryClient(openai.AsyncOpenAI):
 
     Overrides the SDK's retry decision (`_should_retry`, the hook its retry loop consults for
     every 4xx/5xx); backoff for timeouts and connection errors is the SDK's own (0.5 s, 1 s...).
-    Copies (`with_options`) fall back to the class default.
+    Copies (`with_options`) keep the bound.
     """
 
-    max_retry_wait: float = MAX_RETRY_WAIT_S
+    max_retry_wait: float = 0.0  # set by make_client
+
+    def copy(self, **kwargs: Any) -> Self:
+        clone = super().copy(**kwargs)
+        clone.max_retry_wait = self.max_retry_wait
+        return clone
+
+    with_options = copy
 
     def _should_retry(self, response: httpx2.Response) -> bool:
         wait = retry_after_seconds(response.headers)
@@ -102,8 +123,22 @@ def _translate(exc: Exception) -> NoReturn:
     raise LLMProtocolError(f"LLM stream failed: {type(exc).__name__}: {exc}") from exc
 
 
+def _has_output(chunk: Any) -> bool:
+    """Does this chunk carry model output (text, a tool call, a finish)? A bare role chunk or a
+    usage chunk does not: some servers send those before the model has produced anything."""
+    for choice in chunk.choices or ():
+        delta = choice.delta
+        if delta.content or delta.tool_calls or choice.finish_reason is not None:
+            return True
+    return False
+
+
 class OpenAIChatModel:
-    """ChatModel over the Chat Completions API with streaming and usage reporting."""
+    """ChatModel over the Chat Completions API with streaming and usage reporting.
+
+    `first_token_s` / `stall_s` bound the provider's silence in each call (module docstring);
+    None leaves only the SDK's read timeout.
+    """
 
     def __init__(
         self,
@@ -113,12 +148,16 @@ class OpenAIChatModel:
         max_tokens: int,
         temperature: float,
         prices: Mapping[str, tuple[float, float]] | None = None,
+        first_token_s: float | None = None,
+        stall_s: float | None = None,
     ) -> None:
         self.client = client
         self.name = model
         self.max_tokens = max_tokens
         self.temperature = temperature
         self.prices = dict(prices or {})
+        self.first_token_s = first_token_s
+        self.stall_s = stall_s
 
     def _usage(self, raw: Any) -> Usage:
         if raw is None:
@@ -139,6 +178,34 @@ class OpenAIChatModel:
             **extra,
         )
 
+    async def _chunks(self, messages: Sequence[Message], **extra: Any) -> AsyncGenerator[Any, None]:
+        """The stream's chunks; LLMTimeoutError when the provider stays silent too long.
+
+        The first-token clock starts with the call, so it covers connecting, the SDK's retries,
+        the response headers and any role-only chunk. Always releases the connection.
+        """
+        loop = asyncio.get_running_loop()
+        first_by = None if self.first_token_s is None else loop.time() + self.first_token_s
+        async with _silence(first_by, f"no first token within {self.first_token_s} s"):
+            stream = await self._stream(messages, **extra)
+        try:
+            got_output = False
+            while True:
+                if got_output:
+                    by = None if self.stall_s is None else loop.time() + self.stall_s
+                    why = f"stream stalled: no chunk for {self.stall_s} s"
+                else:
+                    by, why = first_by, f"no first token within {self.first_token_s} s"
+                async with _silence(by, why):
+                    try:
+                        chunk = await anext(stream)
+                    except StopAsyncIteration:
+                        return
+                got_output = got_output or _has_output(chunk)
+                yield chunk
+        finally:
+            await stream.close()
+
     async def call_tools(
         self, messages: Sequence[Message], tools: Sequence[dict[str, Any]]
     ) -> ToolCompletion:
@@ -148,23 +215,24 @@ class OpenAIChatModel:
         usage = Usage()
         saw_choice = False
         try:
-            stream = await self._stream(messages, tools=list(tools), tool_choice="auto")
-            async for chunk in stream:
-                if chunk.usage is not None:
-                    usage = self._usage(chunk.usage)
-                if not chunk.choices:
-                    continue
-                saw_choice = True
-                delta = chunk.choices[0].delta
-                if delta.content:
-                    text.append(delta.content)
-                for call in delta.tool_calls or []:
-                    slot = parts.setdefault(call.index, {"id": "", "name": "", "arguments": ""})
-                    if call.id:
-                        slot["id"] = call.id
-                    if call.function is not None:
-                        slot["name"] += call.function.name or ""
-                        slot["arguments"] += call.function.arguments or ""
+            chunks = self._chunks(messages, tools=list(tools), tool_choice="auto")
+            async with contextlib.aclosing(chunks):
+                async for chunk in chunks:
+                    if chunk.usage is not None:
+                        usage = self._usage(chunk.usage)
+                    if not chunk.choices:
+                        continue
+                    saw_choice = True
+                    delta = chunk.choices[0].delta
+                    if delta.content:
+                        text.append(delta.content)
+                    for call in delta.tool_calls or []:
+                        slot = parts.setdefault(call.index, {"id": "", "name": "", "arguments": ""})
+                        if call.id:
+                            slot["id"] = call.id
+                        if call.function is not None:
+                            slot["name"] += call.function.name or ""
+                            slot["arguments"] += call.function.arguments or ""
         except Exception as exc:
             _translate(exc)
         if not saw_choice:
@@ -181,17 +249,18 @@ class OpenAIChatModel:
         """Yield the answer's text pieces as they arrive; a stream without a finish is torn."""
         finished = False
         try:
-            stream = await self._stream(messages)
-            async for chunk in stream:
-                if chunk.usage is not None:
-                    usage_sink.append(self._usage(chunk.usage))
-                if not chunk.choices:
-                    continue
-                choice = chunk.choices[0]
-                if choice.delta.content:
-                    yield choice.delta.content
-                if choice.finish_reason is not None:
-                    finished = True
+            chunks = self._chunks(messages)
+            async with contextlib.aclosing(chunks):
+                async for chunk in chunks:
+                    if chunk.usage is not None:
+                        usage_sink.append(self._usage(chunk.usage))
+                    if not chunk.choices:
+                        continue
+                    choice = chunk.choices[0]
+                    if choice.delta.content:
+                        yield choice.delta.content
+                    if choice.finish_reason is not None:
+                        finished = True
         except Exception as exc:
             _translate(exc)
         if not finished:
@@ -204,6 +273,26 @@ class OpenAIChatModel:
             _translate(exc)
 
 
+@contextlib.asynccontextmanager
+async def _silence(deadline: float | None, why: str) -> AsyncIterator[None]:
+    """Raise LLMTimeoutError(why) if the block is still waiting at loop time `deadline`.
+
+    `asyncio.timeout_at` runs in the caller's task (no extra task around the SDK's stream), and
+    its `expired()` tells our timeout apart from a TimeoutError raised by anything inside.
+    """
+    if deadline is None:
+        yield
+        return
+    timeout = asyncio.timeout_at(deadline)
+    try:
+        async with timeout:
+            yield
+    except TimeoutError:
+        if timeout.expired():
+            raise LLMTimeoutError(why) from None
+        raise
+
+
 def make_client(
     api_key: str,
     *,
@@ -211,7 +300,7 @@ def make_client(
     timeout: float,
     connect_timeout: float,
     max_retries: int,
-    max_retry_wait: float = MAX_RETRY_WAIT_S,
+    max_retry_wait: float,
 ) -> openai.AsyncOpenAI:
     """An AsyncOpenAI client with explicit timeouts, a bounded retry count, and no retry after a
     Retry-After longer than `max_retry_wait` seconds (see BoundedRetryClient)."""
