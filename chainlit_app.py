@@ -42,6 +42,9 @@ PROFILE = "FAQ assistant"
 SUGGESTION_ACTION = "faq_suggestion"
 SUGGESTION_MESSAGES_KEPT = 5  # suggestion messages per session whose buttons still work
 UNAVAILABLE = unavailable_text(settings.support_contact.strip() or None)
+# A socket that closes mid-answer cancels the answer (and its LLM call) unless the same session
+# reconnects this fast: a network blip (socket.io reconnects after 0.5-1.5 s) keeps its answer.
+RECONNECT_GRACE_S = 2.0
 
 
 def _starters() -> list[cl.Starter]:
@@ -106,6 +109,29 @@ async def on_chat_start() -> None:
     cl.user_session.set("history", [])
     mode = holder.bot.mode if holder.bot else "unavailable"
     log.info("chat.start", conversation_id=cl.context.session.thread_id, mode=mode)
+
+
+@cl.on_chat_end
+async def on_chat_end() -> None:
+    """The visitor's socket closed (tab closed, network lost) with an answer in progress: cancel
+    it unless the session is back within RECONNECT_GRACE_S. Chainlit itself leaves the turn
+    running, so its LLM call went on for nobody (spending tokens) and a stalled one ended as a
+    timeout counted against the provider; cancelled, it is no provider failure (faqbot.bot)."""
+    session = cl.context.session
+    task = getattr(session, "current_task", None)
+    if task is None or task.done():
+        return
+    left_from = getattr(session, "socket_id", None)
+
+    async def cancel_unless_back() -> None:
+        await asyncio.sleep(RECONNECT_GRACE_S)
+        if getattr(session, "socket_id", None) == left_from and not task.done():
+            log.info("chat.abandoned", session_id=session.id)
+            task.cancel()
+
+    watcher = asyncio.get_running_loop().create_task(cancel_unless_back())
+    _background.add(watcher)
+    watcher.add_done_callback(_background.discard)
 
 
 def _client_key() -> str:

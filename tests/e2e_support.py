@@ -218,6 +218,7 @@ class ChatClient:
         options: dict[str, Any] = {}
         if local_addr is not None:
             options["http_session"] = self._make_http_session
+        self._sio_options = options
         self.sio = socketio.AsyncClient(reconnection=False, **options)
         self._turn = Turn()
         self._done = asyncio.Event()
@@ -277,6 +278,27 @@ class ChatClient:
             self._http = None
 
     async def _connect(self) -> None:
+        await self._open()
+        self._turn = Turn()
+        self._done.clear()
+        # The server answers connection_successful with a bare task_end, then runs
+        # on_chat_start as a task (task_start, its run step, task_end): wait for that end.
+        await self.sio.emit("connection_successful")
+        await self._wait_task_end(self.connect_timeout, "connection_successful (on_chat_start)")
+
+    async def reconnect(self) -> None:
+        """Drop the socket and at once open a new one for the same session, as the UI's
+        socket.io client does after a network blip: Chainlit restores the session (no new
+        on_chat_start) and a turn in progress goes on sending to the new socket, into `turn`.
+        (The server's bare task_end for the new connection may end `wait_turn` early: wait
+        for the reply itself instead.)"""
+        await self.sio.disconnect()
+        self.sio = socketio.AsyncClient(reconnection=False, **self._sio_options)
+        self.sio.on("*", self._on_event)
+        await self._open()
+        await self.sio.emit("connection_successful")
+
+    async def _open(self) -> None:
         await self.sio.connect(
             self.url,
             headers=self.headers,
@@ -291,12 +313,6 @@ class ChatClient:
             },
             wait_timeout=self.connect_timeout,
         )
-        self._turn = Turn()
-        self._done.clear()
-        # The server answers connection_successful with a bare task_end, then runs
-        # on_chat_start as a task (task_start, its run step, task_end): wait for that end.
-        await self.sio.emit("connection_successful")
-        await self._wait_task_end(self.connect_timeout, "connection_successful (on_chat_start)")
 
     async def __aexit__(self, *exc: object) -> None:
         try:
@@ -327,6 +343,11 @@ class ChatClient:
 
     async def ask(self, question: str, wait_s: float = 20.0) -> Turn:
         """Send one user message; collect everything until the server's task_end."""
+        started = await self.send(question)
+        return await self.wait_turn(wait_s, f"asking {question[:60]!r}", started)
+
+    async def send(self, question: str) -> float:
+        """Send one user message without waiting (see `turn`, `wait_turn`); returns when."""
         self._turn = Turn()
         self._done.clear()
         message = {
@@ -339,6 +360,19 @@ class ChatClient:
         }
         started = time.monotonic()
         await self.sio.emit("client_message", {"message": message, "fileReferences": []})
-        await self._wait_task_end(wait_s, f"asking {question[:60]!r}")
+        return started
+
+    @property
+    def turn(self) -> Turn:
+        """What the server has sent so far for the message in progress."""
+        return self._turn
+
+    async def wait_turn(self, wait_s: float, what: str, started: float) -> Turn:
+        """Wait for the turn's task_end; its `elapsed_s` counts from `started`."""
+        await self._wait_task_end(wait_s, what)
         self._turn.elapsed_s = time.monotonic() - started
         return self._turn
+
+    async def stop(self) -> None:
+        """Press the UI's Stop button (the `stop` event: Chainlit cancels the running turn)."""
+        await self.sio.emit("stop")
