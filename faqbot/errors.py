@@ -127,6 +127,11 @@ class LLMProtocolError(LLMError):
 
 class EmbeddingError(FaqBotError):
     """The embedder failed (endpoint down, bad response, model missing): retrieval goes on
-    lexical-only; users never see this."""
+    lexical-only; users never see this. The message (for the log) may quote the provider's
+    error body; `summary`, what /api/health may show anyone, never does."""
 
     code = "EMBEDDING_ERROR"
+
+    def __init__(self, message: str, *, summary: str | None = None) -> None:
+        super().__init__(message)
+        self.summary = summary or message

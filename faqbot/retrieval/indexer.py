@@ -104,9 +104,10 @@ class SemanticIndexer:
             if self.background is None:
                 self.background = self.encode_background()
             index = build_dense_index(entries, self.embedder, self.cache, progress)
-        except (EmbeddingError, ValueError) as exc:
-            status.state, status.error = "error", str(exc)[:300]
-            log.warning("vectors.encoding_failed", error=status.error, serving="lexical")
+        except (EmbeddingError, ValueError) as exc:  # health shows the summary, the log says all
+            shown = exc.summary if isinstance(exc, EmbeddingError) else str(exc)
+            status.state, status.error = "error", shown[:300]
+            log.warning("vectors.encoding_failed", error=str(exc)[:300], serving="lexical")
             return
         seconds = round(time.perf_counter() - started, 2)
         if version != self._latest:

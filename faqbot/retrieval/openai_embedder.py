@@ -97,8 +97,12 @@ class OpenAIEmbedder:
     def _redact(text: str, secret: str | None) -> str:
         return text.replace(secret, "[redacted]") if secret else text
 
-    def _fail(self, problem: str) -> EmbeddingError:
-        return EmbeddingError(self._redact(f"{self._where}: {problem}", self._secret))
+    def _fail(self, problem: str, summary: str | None = None) -> EmbeddingError:
+        """The error; `summary` leaves out the provider's own words (health shows it)."""
+        return EmbeddingError(
+            self._redact(f"{self._where}: {problem}", self._secret),
+            summary=self._redact(f"{self._where}: {summary or problem}", self._secret),
+        )
 
     def embed(self, texts: Sequence[str], *, kind: Kind = "query") -> np.ndarray:
         """Rows in the order of `texts`, L2-normalised; one request per `batch_size` texts."""
@@ -127,7 +131,8 @@ class OpenAIEmbedder:
         except openai.APITimeoutError as exc:
             raise self._fail(f"timed out after {self.timeout:g} s") from exc
         except openai.APIStatusError as exc:
-            raise self._fail(f"HTTP {exc.status_code}{self._detail(exc)}") from exc
+            status = f"HTTP {exc.status_code}"
+            raise self._fail(f"{status}{self._detail(exc)}", summary=status) from exc
         except openai.APIConnectionError as exc:
             cause = type(exc.__cause__).__name__ if exc.__cause__ else type(exc).__name__
             raise self._fail(f"connection failed ({cause})") from exc
