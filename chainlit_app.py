@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections import OrderedDict
 from typing import Any
 
 import chainlit as cl
@@ -45,6 +46,10 @@ UNAVAILABLE = unavailable_text(settings.support_contact.strip() or None)
 # A socket that closes mid-answer cancels the answer (and its LLM call) unless the same session
 # reconnects this fast: a network blip (socket.io reconnects after 0.5-1.5 s) keeps its answer.
 RECONNECT_GRACE_S = 2.0
+# Disconnected sessions kept for a reconnection (Chainlit keeps each one `session_timeout`
+# seconds, 600); beyond this many, the oldest is let go at once. See `on_chat_end`.
+KEPT_DISCONNECTED = 1000
+_disconnected: OrderedDict[str, None] = OrderedDict()  # socket ids, oldest disconnect first
 
 
 def _starters() -> list[cl.Starter]:
@@ -113,11 +118,17 @@ async def on_chat_start() -> None:
 
 @cl.on_chat_end
 async def on_chat_end() -> None:
+    """A visitor's socket closed: cancel an abandoned answer, bound the sessions kept."""
+    session = cl.context.session
+    _cancel_unless_back(session)
+    await _bound_disconnected(session)
+
+
+def _cancel_unless_back(session: Any) -> None:
     """The visitor's socket closed (tab closed, network lost) with an answer in progress: cancel
     it unless the session is back within RECONNECT_GRACE_S. Chainlit itself leaves the turn
     running, so its LLM call went on for nobody (spending tokens) and a stalled one ended as a
     timeout counted against the provider; cancelled, it is no provider failure (faqbot.bot)."""
-    session = cl.context.session
     task = getattr(session, "current_task", None)
     if task is None or task.done():
         return
@@ -132,6 +143,34 @@ async def on_chat_end() -> None:
     watcher = asyncio.get_running_loop().create_task(cancel_unless_back())
     _background.add(watcher)
     watcher.add_done_callback(_background.discard)
+
+
+async def _bound_disconnected(session: Any) -> None:
+    """Bound the sessions kept after their visitors left (issue 14, bench/RESULTS.md "Soak").
+
+    Chainlit keeps a disconnected session (its history, messages, emitter) for `session_timeout`
+    seconds so that the same tab can reconnect; a visitor opening and closing sessions in a loop
+    could make the process hold as many as it can open in that time. Only the latest
+    KEPT_DISCONNECTED are kept: older ones are released now, as Chainlit would at the timeout.
+    """
+    socket_id = getattr(session, "socket_id", None)
+    if socket_id is None:  # not a websocket session: nothing is kept
+        return
+    _disconnected[socket_id] = None
+    while len(_disconnected) > KEPT_DISCONNECTED:
+        socket_id, _ = _disconnected.popitem(last=False)
+        await _release_session(socket_id)
+
+
+async def _release_session(socket_id: str) -> None:
+    """Chainlit's own end of a session (socket.disconnect's `clear`), unless it reconnected."""
+    from chainlit.session import WebsocketSession
+    from chainlit.user_session import user_sessions
+
+    session = WebsocketSession.get(socket_id)  # None once it reconnected (new socket id)
+    if session is not None:
+        user_sessions.pop(session.id, None)
+        await session.delete()
 
 
 def _client_key() -> str:
@@ -397,6 +436,27 @@ def _install_session_config() -> None:
     WebsocketSession.get_config = get_config  # type: ignore[method-assign]
 
 
+def _release_chat_context_on_delete() -> None:
+    """Forget a session's messages when Chainlit deletes the session (a leak in Chainlit 2.12).
+
+    Chainlit records every message of a session in `chainlit.chat_context.chat_contexts`, keyed
+    by session id, and never removes the entry: measured, every short session left its messages
+    (and their objects) in memory for the life of the process (bench/RESULTS.md "Soak").
+    """
+    from chainlit.chat_context import chat_contexts
+    from chainlit.session import WebsocketSession
+
+    delete = WebsocketSession.delete
+
+    async def delete_and_forget(self: WebsocketSession) -> None:
+        chat_contexts.pop(self.id, None)
+        _disconnected.pop(self.socket_id, None)
+        await delete(self)
+
+    WebsocketSession.delete = delete_and_forget  # type: ignore[method-assign]
+
+
 _mount_http_api()
 _patch_ui()
 _install_session_config()
+_release_chat_context_on_delete()

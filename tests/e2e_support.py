@@ -33,6 +33,7 @@ import socketio
 ROOT = Path(__file__).resolve().parent.parent
 PROFILE = "FAQ assistant"
 _LOGS: dict[str, Callable[[], str]] = {}  # base URL -> that server's output so far
+_PIDS: dict[str, int] = {}  # base URL -> that server's process id
 
 
 def free_port() -> int:
@@ -65,6 +66,11 @@ def server_log(url: str, tail: int = 6000) -> str:
     """The last `tail` characters a running `chainlit_server` printed ("" if unknown)."""
     read = _LOGS.get(url.rstrip("/"))
     return read()[-tail:] if read else ""
+
+
+def server_pid(url: str) -> int:
+    """The process id of a running `chainlit_server` (for /proc readings in benchmarks)."""
+    return _PIDS[url.rstrip("/")]
 
 
 def server_logs_on_failure(request: Any) -> Iterator[None]:
@@ -118,6 +124,7 @@ def chainlit_server(
             cwd=ROOT, env=child_env, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         _LOGS[url] = output
+        _PIDS[url] = proc.pid
         try:
             deadline = time.monotonic() + timeout
             while True:
@@ -146,6 +153,7 @@ def chainlit_server(
                 raise
         finally:
             _LOGS.pop(url, None)
+            _PIDS.pop(url, None)
             proc.terminate()
             try:
                 proc.wait(10)
