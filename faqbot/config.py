@@ -143,11 +143,6 @@ class Settings(BaseSettings):
             return [part.strip() for part in text.split(",") if part.strip()]
         return value
 
-    @field_validator("forwarded_allow_ips", mode="before")
-    @classmethod
-    def _blank_is_none(cls, value: Any) -> Any:
-        return None if isinstance(value, str) and not value.strip() else value
-
     @field_validator("openai_api_key", "embeddings_api_key", mode="before")
     @classmethod
     def _blank_key_is_none(cls, value: Any) -> Any:
@@ -155,7 +150,9 @@ class Settings(BaseSettings):
             return None
         return value
 
-    @field_validator("openai_base_url", "embeddings_base_url", "redis_url", mode="before")
+    @field_validator(
+        "openai_base_url", "embeddings_base_url", "redis_url", "forwarded_allow_ips", mode="before"
+    )
     @classmethod
     def _blank_url_is_none(cls, value: Any) -> Any:
         """`VAR=` (as Compose passes an unset `${VAR:-}`) means unset, not an empty URL."""
