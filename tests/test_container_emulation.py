@@ -49,8 +49,11 @@ pytestmark = [
 SETPRIV = ["setpriv", f"--reuid={UID}", f"--regid={UID}", "--clear-groups"]
 
 
+REQUIREMENT_FILES = {"requirements.txt", "constraints.txt"}
+
+
 def dockerfile_copy_sources() -> list[str]:
-    """The code the image copies into /app (every COPY source but requirements.txt)."""
+    """The code the image copies into /app (every COPY source but the requirement files)."""
     sources: list[str] = []
     for line in DOCKERFILE.read_text().splitlines():
         if not line.startswith("COPY "):
@@ -58,7 +61,7 @@ def dockerfile_copy_sources() -> list[str]:
         words = shlex.split(line)
         if words:
             paths = [w for w in words[1:] if not w.startswith("--")]
-            sources += [p for p in paths[:-1] if p != "requirements.txt"]
+            sources += [p for p in paths[:-1] if p not in REQUIREMENT_FILES]
     return sources
 
 
