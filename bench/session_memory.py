@@ -3,6 +3,7 @@
     python bench/session_memory.py                       # 3 rounds of 300 sessions
     python bench/session_memory.py --rounds 2 --sessions 100 --session-timeout 30
     python bench/session_memory.py --tracemalloc         # + the allocation sites that grew
+    python bench/session_memory.py --cycles 2 --app-module old_app   # another chainlit_app.py
 
 Runs the real app under tests/memory_probe.py (chainlit_app.py plus a debug-only memory route) on
 loopback, offline (no LLM: the memory of a session, not of a provider). Each session connects
@@ -62,6 +63,13 @@ async def run(args: argparse.Namespace, url: str) -> None:
     first = await probe(url)
     print(line("start", first), flush=True)
     counter = 0
+    for cycle in range(1, args.cycles + 1):
+        print(f"cycle {cycle}", flush=True)
+        counter = await one_cycle(args, url, first["session_timeout"], counter)
+
+
+async def one_cycle(args: argparse.Namespace, url: str, session_timeout: int, counter: int) -> int:
+    """Rounds of sequential sessions, then the wait past the timeout; returns the count."""
     for r in range(1, args.rounds + 1):
         started = time.monotonic()
         for _ in range(args.sessions):
@@ -72,28 +80,32 @@ async def run(args: argparse.Namespace, url: str) -> None:
         print(line(f"after round {r} ({counter} sessions)", result) + f"  {took:.0f} s")
         for site in result["tracemalloc_growth"][: args.sites]:
             print(f"    {site}")
-    timeout = first["session_timeout"]
-    print(f"waiting {timeout + 5} s (session_timeout {timeout} s) ...", flush=True)
-    await asyncio.sleep(timeout + 5)
+    print(f"waiting {session_timeout + 5} s (session_timeout {session_timeout} s) ...", flush=True)
+    await asyncio.sleep(session_timeout + 5)
     print(line("after the timeout", await probe(url)))
     print(line("after malloc_trim", await probe(url, trim=True)))
     after = await probe(url)
     for site in after["tracemalloc_growth"][: args.sites]:
         print(f"    {site}")
+    return counter
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--cycles", type=int, default=1, help="rounds + wait, repeated")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--sessions", type=int, default=300, help="sessions per round")
     parser.add_argument("--session-timeout", type=int, help="override session_timeout (s)")
     parser.add_argument("--tracemalloc", action="store_true", help="trace allocations")
     parser.add_argument("--sites", type=int, default=8, help="allocation sites to print")
+    parser.add_argument("--app-module", help="import this module instead of chainlit_app")
     parser.add_argument("--env", action="append", default=[], help="NAME=value for the server")
     args = parser.parse_args()
     env = dict(item.split("=", 1) for item in args.env)
     if args.session_timeout is not None:
         env["SOAK_SESSION_TIMEOUT"] = str(args.session_timeout)
+    if args.app_module:
+        env["PROBE_APP_MODULE"] = args.app_module
     if args.tracemalloc:
         env["PYTHONTRACEMALLOC"] = "1"
     env.setdefault("RATE_LIMIT_REQUESTS", "60")

@@ -22,6 +22,7 @@ from __future__ import annotations
 import collections
 import ctypes
 import gc
+import importlib
 import os
 import tracemalloc
 from typing import Any
@@ -35,7 +36,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-import chainlit_app  # the real app: its handlers, API and middleware
+# The real app (its handlers, API and middleware); PROBE_APP_MODULE names another version of it
+# on sys.path, e.g. an older chainlit_app.py saved under another name, for before/after runs.
+chainlit_app = importlib.import_module(os.environ.get("PROBE_APP_MODULE", "chainlit_app"))
 
 if os.environ.get("SOAK_SESSION_TIMEOUT"):
     cl_config.project.session_timeout = int(os.environ["SOAK_SESSION_TIMEOUT"])
