@@ -30,6 +30,7 @@ from faqbot.render import (
     watermark,
     welcome_markdown,
 )
+from faqbot.spend import Spender, StreamSlots
 from faqbot.web.security import peer_address
 
 settings = get_settings()
@@ -37,6 +38,7 @@ configure_logging(settings.log_level, settings.log_format)
 log = get_logger("faqbot.chainlit")
 holder = BotHolder(settings)  # holder.bot is None while no valid FAQ has loaded
 limiter = RateLimiter(settings.rate_limit_requests, settings.rate_limit_window, settings.redis_url)
+streams = StreamSlots(settings.max_streams_per_client)  # answers in progress, shared with /api
 _background: set[asyncio.Task[None]] = set()
 HISTORY_LIMIT = 20  # turns kept per session (the router sees LLM_HISTORY_TURNS of them)
 PROFILE = "FAQ assistant"
@@ -202,13 +204,23 @@ async def _reply(text: str) -> None:
 
 @cl.on_message
 async def on_message(message: cl.Message) -> None:
+    """Count the message, hold one of the client's answer slots (MAX_STREAMS_PER_CLIENT, shared
+    with the API), answer; tokens are charged to the client and this thread (faqbot.spend)."""
     session = cl.context.session
     structlog.contextvars.bind_contextvars(conversation_id=session.thread_id, session_id=session.id)
+    client = _client_key()
     try:
-        await limiter.check(_client_key())
+        await limiter.check(client)
+        slot = streams.acquire(client)  # TooManyStreamsError is a RateLimitedError
     except RateLimitedError as exc:
         await _reply(exc.user_message)
         return
+    with slot:
+        await _answer(message, Spender(client, session.thread_id))
+
+
+async def _answer(message: cl.Message, spender: Spender) -> None:
+    session = cl.context.session
     history: list[ChatTurn] = cl.user_session.get("history") or []
     answer = cl.Message(content="", author=settings.app_name)
     step: cl.Step | None = None
@@ -220,7 +232,7 @@ async def on_message(message: cl.Message) -> None:
         if bot is None:
             await _reply(UNAVAILABLE)
             return
-        stream = bot.answer(message.content, history, brief=brief)
+        stream = bot.answer(message.content, history, brief=brief, spender=spender)
         async for event in stream:
             if isinstance(event, RouteDecided):
                 if step is None:
@@ -360,7 +372,11 @@ def _mount_http_api() -> None:
     # (cors_allowed_origins=[]): check the Origin of each connection (same origin or listed).
     sio.eio.cors_allowed_origins = websocket_origin_check(settings.cors_origins)
     api = create_api(
-        lambda: holder.bot, limiter, settings, ConversationStore(redis_url=settings.redis_url)
+        lambda: holder.bot,
+        limiter,
+        settings,
+        ConversationStore(redis_url=settings.redis_url),
+        streams=streams,
     )
     app.add_middleware(PrefixDispatcher, api=api, prefix="/api")
     app.add_middleware(SecurityHeadersMiddleware, docs_paths=("/api/docs",))  # outermost

@@ -221,6 +221,10 @@ def faqbot_env(fake: Fake, data_dir: Path, faq_dir: Path | None = None) -> dict[
         "OPENAI_BASE_URL": fake.base_url,
         "ANSWER_CACHE_SIZE": "0",
         "RATE_LIMIT_REQUESTS": "1000000",
+        # every simulated client is 127.0.0.1: no spend limits or answer cap per client
+        "MAX_STREAMS_PER_CLIENT": "0",
+        "SPEND_CONVERSATION_TOKENS": "0",
+        "SPEND_CLIENT_DAILY_TOKENS": "0",
         "EMBEDDINGS": "bundled",
         "DATA_DIR": str(data_dir),
     }

@@ -129,6 +129,8 @@ def target(args: argparse.Namespace) -> Iterator[tuple[str, bool]]:
         yield args.url.rstrip("/"), False
         return
     env = dict(item.split("=", 1) for item in args.env)
+    if args.same_addr:  # one client for the server: no cap on its answers in progress
+        env.setdefault("MAX_STREAMS_PER_CLIENT", "0")
     with chainlit_server(env, app=args.app) as url:
         yield url, True
 

@@ -45,6 +45,7 @@ from faqbot.retrieval.hybrid import HybridRetriever
 from faqbot.retrieval.indexer import SemanticIndexer
 from faqbot.retrieval.vectors import DenseIndex
 from faqbot.router import LLMRouter, Route
+from faqbot.spend import BudgetReached, Spender, TokenBudgets
 from faqbot.validation import clean_question
 
 log = get_logger("faqbot.bot")
@@ -101,6 +102,7 @@ class FaqBot:
         *,
         model: ChatModel | None = None,
         semantic: SemanticIndexer | None = None,
+        spend: TokenBudgets | None = None,
     ) -> None:
         self.settings = settings
         self.model = model
@@ -111,6 +113,7 @@ class FaqBot:
         self.cache = AnswerCache(
             settings.answer_cache_size, settings.answer_cache_ttl, settings.redis_url
         )
+        self.spend = spend if spend is not None else TokenBudgets.from_settings(settings)
         self._parts = self._build(kb)
         self._encode(kb)
 
@@ -212,31 +215,44 @@ class FaqBot:
         return self.model.name if self.model is not None else None
 
     async def answer(
-        self, question: str, history: Sequence[ChatTurn] = (), *, brief: bool = False
+        self,
+        question: str,
+        history: Sequence[ChatTurn] = (),
+        *,
+        brief: bool = False,
+        spender: Spender | None = None,
     ) -> AsyncIterator[Event]:
         """Answer one question given the recent history; raises InputError before any event.
 
-        `brief` asks for a short answer (the copilot widget).
+        `brief` asks for a short answer (the copilot widget). `spender` is who the LLM tokens
+        are charged to (faqbot.spend): with a token budget spent the answer is offline.
         """
         started = time.perf_counter()
         question = clean_question(question, self.settings.max_question_chars)
         fallback: Fallback | None = None
         parts = self._parts
         if parts.router is not None and parts.answerer is not None:
-            if self.breaker.allow():
+            fallback = await self.spend.check(spender)  # a spent token budget: answer offline
+            if fallback is None and self.breaker.allow():
                 probe = self.breaker.probing
                 try:
-                    async for event in self._llm_turn(parts, question, history, brief, started):
+                    async for event in self._llm_turn(
+                        parts, question, history, brief, started, spender
+                    ):
                         yield event
                     self.breaker.record_success()
                     return
+                except BudgetReached as reached:  # spent by this turn's router call: no fault
+                    fallback = reached.fallback
+                    if probe:
+                        self.breaker.release()
                 except Exception as exc:
                     fallback = self._on_llm_failure(exc)
                 except BaseException:  # CancelledError, GeneratorExit: the consumer went away
                     if probe:
                         self.breaker.release()  # no verdict on the provider; let another probe
                     raise
-            else:
+            elif fallback is None:
                 fallback = Fallback("circuit_open", FALLBACK_MESSAGE)
                 log.warning("llm.skipped", reason="circuit_open", **self.breaker.snapshot())
         async for event in self._offline_turn(parts, question, history, started, fallback):
@@ -274,6 +290,7 @@ class FaqBot:
         history: Sequence[ChatTurn],
         brief: bool,
         started: float,
+        spender: Spender | None = None,
     ) -> AsyncIterator[Event]:
         router, answerer = parts.router, parts.answerer
         assert router is not None
@@ -283,6 +300,7 @@ class FaqBot:
         via: Via = "retrieval"
         if route is None:
             route, via = await deadline.run(router.route(question, history)), "llm"
+            await self.spend.record(spender, route.usage)
         usage = route.usage
         if route.category is None:
             yield RouteDecided(None, 0.0, route.standalone_question, "llm")
@@ -310,6 +328,7 @@ class FaqBot:
                 cached.answer, cached.sources, cached.confidence, cached.refused,
             )  # fmt: skip
         else:
+            await self.spend.ensure(spender)  # the router's tokens may have spent a budget
             sink: list[Usage] = []
             pieces: list[str] = []
             stream = answerer.stream(grounding, sink, brief=brief)
@@ -323,8 +342,9 @@ class FaqBot:
                     yield Token(piece)
             finally:
                 await stream.aclose()  # type: ignore[attr-defined]
-            for part in sink:
-                usage = usage + part
+            answer_usage = sum(sink, Usage())
+            await self.spend.record(spender, answer_usage)
+            usage = usage + answer_usage
             text = "".join(pieces).strip()
             refused = answerer.is_refusal(text)
             sources, confidence = ((), 0.0) if refused else answerer.attribute(grounding, text)
@@ -426,6 +446,7 @@ class FaqBot:
             refused=refused,
             fallback=fallback is not None,
             fallback_reason=fallback.reason if fallback else None,
+            fallback_notice=fallback.message if fallback else None,
             mode=mode,
             cached=cached,
             usage=usage,

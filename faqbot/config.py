@@ -103,6 +103,15 @@ class Settings(BaseSettings):
     conversation_secret: SecretStr | None = None
     # An SSE stream sends a `: keep-alive` comment after this long without an event
     sse_keepalive_seconds: float = Field(default=3.0, gt=0, le=60)
+    # Token budgets (prompt + completion tokens the provider reported; 0 = no limit), checked
+    # before each LLM call: once one is spent, questions are answered offline with a notice
+    # (faqbot.spend). Counted in Redis when REDIS_URL is set (replicas share them). A question
+    # costs about 600-800 tokens with the shipped FAQ.
+    spend_conversation_tokens: int = Field(default=20_000, ge=0, le=10**12)
+    spend_client_daily_tokens: int = Field(default=100_000, ge=0, le=10**12)  # per UTC day
+    spend_deployment_daily_tokens: int = Field(default=0, ge=0, le=10**12)  # per UTC day
+    # Answers in progress at once per client (chat UI, /api/chat, /api/chat/stream); 0 = no cap
+    max_streams_per_client: int = Field(default=3, ge=0, le=10_000)
 
     # Knowledge and retrieval
     faq_dir: Path = Path("faqs")

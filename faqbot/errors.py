@@ -6,6 +6,7 @@ FaqBotError                 base; `user_message` is safe to show, `code` is stab
 │   └── FaqFormatError      a FAQ file is malformed (names file and line)
 ├── InputError              the user's message is empty, too long or unusable
 ├── RateLimitedError        the client exceeded its quota (carries retry_after)
+│   └── TooManyStreamsError the client already has MAX_STREAMS_PER_CLIENT answers in progress
 └── LLMError                the language model failed; the bot falls back to retrieval
     ├── LLMTimeoutError     no answer within the time budget
     ├── LLMRateLimitError   the provider said 429 (with its Retry-After as retry_after)
@@ -87,6 +88,21 @@ class RateLimitedError(FaqBotError):
             f"Please slow down and try again in {retry_after} s."
         )
         super().__init__(self.user_message)
+
+
+class TooManyStreamsError(RateLimitedError):
+    """The client already has `limit` answers in progress (API: 429; chat: a polite reply)."""
+
+    code = "TOO_MANY_STREAMS"
+
+    def __init__(self, limit: int, retry_after: int = 2) -> None:
+        super().__init__(retry_after)
+        answers = "answer" if limit == 1 else "answers"
+        self.user_message = (
+            f"You already have {limit} {answers} in progress. "
+            "Please wait until one has finished, then ask again."
+        )
+        self.args = (self.user_message,)
 
 
 class LLMError(FaqBotError):

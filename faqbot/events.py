@@ -109,6 +109,7 @@ class TurnResult:
     refused: bool = False
     fallback: bool = False
     fallback_reason: str | None = None
+    fallback_notice: str | None = None  # the Fallback's message: why the answer is offline
     mode: Mode = "offline"
     cached: bool = False
     usage: Usage = field(default_factory=Usage)

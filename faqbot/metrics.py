@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from faqbot.events import TurnResult
 
@@ -22,6 +22,34 @@ LATENCY = Histogram(
 )
 TOKENS = Counter("faqbot_llm_tokens_total", "LLM tokens used", ["kind"], registry=REGISTRY)
 COST = Counter("faqbot_llm_cost_usd_total", "Estimated LLM cost in USD", registry=REGISTRY)
+# Spend limits (faqbot.spend)
+SPEND_TODAY = Gauge(
+    "faqbot_spend_deployment_tokens_today",
+    "LLM tokens the deployment spent today (UTC) as the budget store counts them "
+    "(all replicas when REDIS_URL is set)",
+    registry=REGISTRY,
+)
+SPEND_LIMIT = Gauge(
+    "faqbot_spend_limit_tokens",
+    "Configured token budgets by scope (conversation, client per day, deployment per day; "
+    "0 = no limit)",
+    ["scope"],
+    registry=REGISTRY,
+)
+SPEND_LIMITED = Counter(
+    "faqbot_spend_limited_turns_total",
+    "Questions answered offline because a token budget was reached, by scope",
+    ["scope"],
+    registry=REGISTRY,
+)
+STREAMS_ACTIVE = Gauge(
+    "faqbot_streams_active", "Answers in progress in this process", registry=REGISTRY
+)
+STREAMS_REFUSED = Counter(
+    "faqbot_streams_refused_total",
+    "Questions refused because their client already had MAX_STREAMS_PER_CLIENT answers in progress",
+    registry=REGISTRY,
+)
 
 
 def observe_turn(result: TurnResult) -> None:

@@ -47,7 +47,7 @@ class RateLimiter:
         self._shared: MovingWindowRateLimiter | None = None
         self.backend = "memory"
         if redis_url:
-            self._shared = MovingWindowRateLimiter(_redis_storage(redis_url))
+            self._shared = MovingWindowRateLimiter(redis_storage(redis_url))
             self.backend = "redis"
         self.retry_seconds = retry_seconds
         self._clock = clock
@@ -142,7 +142,7 @@ async def _hit(
     return False, stats.reset_time
 
 
-def _redis_storage(redis_url: str) -> StorageTypes:
+def redis_storage(redis_url: str) -> StorageTypes:
     """limits' async Redis storage with errors wrapped (StorageError) and short socket timeouts."""
     uri = redis_url if redis_url.startswith("async+") else "async+" + redis_url
     return storage_from_string(

@@ -1,4 +1,6 @@
-"""A disposable real redis-server for tests that must stop and restart Redis (never 6379)."""
+"""A disposable real redis-server for tests that must stop and restart Redis (never 6379), and
+whether the machine's shared Redis at 127.0.0.1:6379 answers (tests skip, with a reason, if not).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +14,15 @@ import pytest
 import redis
 
 REDIS_SERVER = shutil.which("redis-server")
+SHARED_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def shared_redis_up() -> bool:
+    """Whether the machine's Redis at 127.0.0.1:6379 answers."""
+    try:
+        return bool(redis.Redis.from_url(SHARED_REDIS_URL, socket_timeout=1).ping())
+    except redis.RedisError:
+        return False
 
 
 def _free_port() -> int:

@@ -41,7 +41,11 @@ def _server_logs(request: pytest.FixtureRequest) -> Iterator[None]:
 def url() -> Iterator[str]:
     # The default rate limit stays on: each simulated user connects from its own address. Where
     # the machine has only 127.0.0.1, everyone shares one bucket: lift the limit instead.
-    env = {} if loopback_aliases_work() else {"RATE_LIMIT_REQUESTS": "100000"}
+    env = (
+        {}
+        if loopback_aliases_work()
+        else {"RATE_LIMIT_REQUESTS": "100000", "MAX_STREAMS_PER_CLIENT": "0"}
+    )
     with chainlit_server(env) as url:
         yield url
 

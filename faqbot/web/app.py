@@ -15,6 +15,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from faqbot.config import Settings
 from faqbot.conversations import ConversationStore
 from faqbot.ratelimit import RateLimiter
+from faqbot.spend import StreamSlots
 from faqbot.web.chat import register_chat
 from faqbot.web.context import ApiContext, BotGetter
 from faqbot.web.errors import register_error_handlers
@@ -33,9 +34,14 @@ def create_api(
     *,
     prefix: str = "/api",
     ready_checks: tuple[ReadinessCheck, ...] = (),
+    streams: StreamSlots | None = None,
 ) -> FastAPI:
-    """Build the API application (mount it at `prefix`); `ready_checks` join /health/ready."""
-    ctx = ApiContext(get_bot, limiter, settings, conversations, prefix, ready_checks)
+    """Build the API application (mount it at `prefix`); `ready_checks` join /health/ready.
+
+    `streams` caps the answers a client has in progress; pass the chat UI's to share its cap.
+    """
+    slots = streams if streams is not None else StreamSlots(settings.max_streams_per_client)
+    ctx = ApiContext(get_bot, limiter, settings, conversations, prefix, ready_checks, streams=slots)
     api = FastAPI(
         title=f"{settings.app_name} API",
         version=settings.app_version,
@@ -53,7 +59,7 @@ def create_api(
     register_readiness(api, ctx)
     register_chat(api, ctx)
     register_faq(api, ctx)
-    register_metrics(api)  # last: routes keep their order in the schema
+    register_metrics(api, ctx)  # last: routes keep their order in the schema
     return api
 
 

@@ -6,6 +6,10 @@ failure (FaqBot.answer releases a cancelled probe); a dropped `/chat/stream` is 
 Starlette the same way. While a stream has nothing to send (a slow or stalled provider) it sends
 a `: keep-alive` comment every SSE_KEEPALIVE_SECONDS, so proxies and clients keep it open and a
 client can tell a waiting server from a dead connection.
+
+Each turn holds one of its client's MAX_STREAMS_PER_CLIENT answer slots until it ends (a client
+over the cap gets a 429 before anything runs), and its LLM tokens are charged to the client and
+the conversation (faqbot.spend): a spent budget gives an offline answer, never an error.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import anyio
 import structlog
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import StreamingResponse
-from starlette.types import Receive
+from starlette.types import Receive, Scope, Send
 
 from faqbot.bot import FaqBot
 from faqbot.domain import ChatTurn
@@ -38,7 +42,9 @@ from faqbot.events import (
     TurnResult,
 )
 from faqbot.logs import get_logger
+from faqbot.spend import Spender, StreamSlot
 from faqbot.web.context import ApiContext, Conversation
+from faqbot.web.limits import client_key
 from faqbot.web.schemas import ERRORS, ChatRequest, ChatResponse, SourceOut
 
 log = get_logger("faqbot.web")
@@ -89,6 +95,8 @@ def chat_response(
         processing_time=round(result.elapsed_s, 4),
         sources=[source_out(s, prefix) for s in result.sources],
         fallback=result.fallback,
+        fallback_reason=result.fallback_reason,
+        fallback_notice=result.fallback_notice,
         refused=result.refused,
         outcome=result.outcome,
         suggestions=[source_out(s, prefix) for s in result.suggestions],
@@ -130,12 +138,12 @@ def _frame(event: Event, conversation_id: str, prefix: str) -> str | None:
 
 
 async def _stream(
-    ctx: ApiContext, bot: FaqBot, question: str, conversation: Conversation
+    ctx: ApiContext, bot: FaqBot, question: str, conversation: Conversation, spender: Spender
 ) -> AsyncGenerator[str, None]:
     """The turn as server-sent events; a failure ends the stream with an `error` event."""
     structlog.contextvars.bind_contextvars(conversation_id=conversation.id, face="sse")
     try:
-        async for event in bot.answer(question, conversation.history):
+        async for event in bot.answer(question, conversation.history, spender=spender):
             if isinstance(event, Done):
                 done = await _finish(ctx, bot, event.result, conversation)
                 yield encode_sse("done", done.model_dump())
@@ -200,13 +208,17 @@ async def _disconnected(receive: Receive) -> None:
 
 
 async def _unless_disconnected(
-    request: Request, bot: FaqBot, question: str, history: Sequence[ChatTurn]
+    request: Request,
+    bot: FaqBot,
+    question: str,
+    history: Sequence[ChatTurn],
+    spender: Spender,
 ) -> TurnResult | None:
     """The turn's result, or None when the client disconnected first (the turn is cancelled)."""
 
     async def turn() -> TurnResult:
         result: TurnResult | None = None
-        async for event in bot.answer(question, history):
+        async for event in bot.answer(question, history, spender=spender):
             if isinstance(event, Done):
                 result = event.result
         assert result is not None
@@ -228,6 +240,24 @@ async def _unless_disconnected(
     return None
 
 
+class HeldStream(StreamingResponse):
+    """A stream that holds its client's answer slot until it has ended or the client left.
+
+    Released in `__call__`, which Starlette always runs for a returned response: the body
+    generator's own `finally` would never run for a stream cancelled before its first frame.
+    """
+
+    def __init__(self, slot: StreamSlot, content: AsyncIterator[str], **kw: Any) -> None:
+        super().__init__(content, **kw)
+        self.slot = slot
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.slot.release()
+
+
 def register_chat(api: FastAPI, ctx: ApiContext) -> None:
     """POST /chat and POST /chat/stream."""
 
@@ -238,8 +268,15 @@ def register_chat(api: FastAPI, ctx: ApiContext) -> None:
         bot = ctx.bot_or_503()
         question = ctx.clean(body.question)
         conversation = await ctx.conversation(body.conversation_id, body.conversation_token)
-        with structlog.contextvars.bound_contextvars(conversation_id=conversation.id, face="api"):
-            result = await _unless_disconnected(request, bot, question, conversation.history)
+        client = client_key(request.scope)
+        spender = Spender(client, conversation.id)
+        with (
+            ctx.streams.acquire(client),  # TooManyStreamsError: a 429
+            structlog.contextvars.bound_contextvars(conversation_id=conversation.id, face="api"),
+        ):
+            result = await _unless_disconnected(
+                request, bot, question, conversation.history, spender
+            )
         if result is None:
             return Response(status_code=CLIENT_CLOSED_REQUEST)  # nobody reads it
         return await _finish(ctx, bot, result, conversation)
@@ -250,14 +287,18 @@ def register_chat(api: FastAPI, ctx: ApiContext) -> None:
         responses=STREAM_RESPONSES,
         response_class=StreamingResponse,
     )
-    async def chat_stream(body: ChatRequest) -> StreamingResponse:
+    async def chat_stream(body: ChatRequest, request: Request) -> StreamingResponse:
         """The same answer as a stream of server-sent events."""
         bot = ctx.bot_or_503()
         question = ctx.clean(body.question)
         conversation = await ctx.conversation(body.conversation_id, body.conversation_token)
-        return StreamingResponse(
+        client = client_key(request.scope)
+        spender = Spender(client, conversation.id)
+        return HeldStream(
+            ctx.streams.acquire(client),  # TooManyStreamsError: a 429 before the stream starts
             with_keep_alive(
-                _stream(ctx, bot, question, conversation), ctx.settings.sse_keepalive_seconds
+                _stream(ctx, bot, question, conversation, spender),
+                ctx.settings.sse_keepalive_seconds,
             ),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},

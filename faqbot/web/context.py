@@ -16,6 +16,7 @@ from faqbot.domain import ChatTurn
 from faqbot.events import TurnResult
 from faqbot.logs import get_logger
 from faqbot.ratelimit import RateLimiter
+from faqbot.spend import StreamSlots
 from faqbot.validation import clean_question
 from faqbot.web.errors import Unavailable
 
@@ -43,6 +44,7 @@ class ApiContext:
     # Extra readiness checks (e.g. the database): each returns why not ready, or None
     ready_checks: tuple[Callable[[], Awaitable[str | None]], ...] = ()
     started: float = field(default_factory=time.monotonic)
+    streams: StreamSlots = field(default_factory=lambda: StreamSlots(0))
 
     def bot_or_503(self) -> FaqBot:
         """The serving bot; with none loaded the request ends as a 503."""

@@ -37,6 +37,7 @@ async def health_report(ctx: ApiContext, bot: FaqBot, deep: bool) -> HealthRespo
     rate_limit = await ctx.limiter.status()
     not_ready = await not_ready_reasons(ctx)
     cache = {**bot.cache.stats(), **bot.cache.status()}
+    spend = await bot.spend.status()
     # a bot that no watcher keeps in step (tests, embedding) has nothing refused on disk
     knowledge = (reload_status(bot) or ReloadStatus()).report(bot.kb.version)
     degraded = (
@@ -44,6 +45,8 @@ async def health_report(ctx: ApiContext, bot: FaqBot, deep: bool) -> HealthRespo
         or bool(retrieval.get("degraded"))
         or "degraded" in rate_limit
         or bool(not_ready)  # a configured store (Redis, database) does not answer
+        or "degraded" in spend
+        or spend["deployment_budget_reached"]  # every answer is offline until midnight UTC
         or bool(knowledge["problems"])  # the FAQ on disk was refused: an older version serves
     )
     llm = await ping_llm(bot) if deep and bot.model is not None else None
@@ -63,6 +66,7 @@ async def health_report(ctx: ApiContext, bot: FaqBot, deep: bool) -> HealthRespo
         llm=llm,
         retrieval=retrieval,
         rate_limit=rate_limit,
+        spend=spend,
         uptime_s=round(time.monotonic() - ctx.started, 1),
         timestamp=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     )
@@ -90,10 +94,13 @@ def register_health(api: FastAPI, ctx: ApiContext) -> None:
         return Response(status_code=200)
 
 
-def register_metrics(api: FastAPI) -> None:
+def register_metrics(api: FastAPI, ctx: ApiContext) -> None:
     """GET /metrics."""
 
     @api.get("/metrics", tags=["health"], response_class=Response)
     async def metrics() -> Response:
         """Prometheus metrics."""
+        bot = ctx.get_bot()
+        if bot is not None:  # today's spend as the shared store has it (all replicas)
+            await bot.spend.spent_today()
         return Response(exposition(), media_type="text/plain; version=0.0.4")

@@ -84,6 +84,15 @@ class ChatResponse(BaseModel):
     processing_time: float
     sources: list[SourceOut]
     fallback: bool
+    fallback_reason: str | None = Field(
+        default=None,
+        description="Why the answer is offline although an LLM is configured: an LLM error code "
+        "(LLM_TIMEOUT, LLM_UNAVAILABLE, ...), circuit_open, or a spent token budget "
+        "(budget_conversation, budget_client, budget_deployment); null when not a fallback",
+    )
+    fallback_notice: str | None = Field(
+        default=None, description="With a fallback: the sentence to show the user about it"
+    )
     refused: bool = Field(description="Same as outcome == 'refused' (kept for compatibility)")
     outcome: Outcome = Field(
         description="answered: `answer` answers the question; suggested: retrieval was unsure, "
@@ -139,6 +148,11 @@ class HealthResponse(BaseModel):
     rate_limit: dict[str, Any] = Field(
         default_factory=dict,
         description="backend (memory | redis), whether the shared store counts now, and why not",
+    )
+    spend: dict[str, Any] = Field(
+        default_factory=dict,
+        description="token budgets: today's (UTC) deployment tokens, whether the deployment "
+        "budget is reached, the limits (0 = none), where they are counted and why not shared",
     )
     uptime_s: float
     timestamp: str
