@@ -370,6 +370,10 @@ def main() -> int:
             "OPENAI_API_KEY": "sk-soak-not-a-real-key",
             "OPENAI_BASE_URL": fake.base_url,
             "ANSWER_CACHE_SIZE": "0",  # every message takes the model path
+            # each simulated user asks for the whole run: no token budgets (they would turn the
+            # model path offline after a few hundred questions per user)
+            "SPEND_CONVERSATION_TOKENS": "0",
+            "SPEND_CLIENT_DAILY_TOKENS": "0",
             "EMBEDDINGS": "off",
             "LOG_LEVEL": "WARNING",
             **dict(item.split("=", 1) for item in args.env),
