@@ -33,13 +33,29 @@ from faqbot.render import (
 from faqbot.spend import Spender, StreamSlots
 from faqbot.web.security import peer_address
 
+
+def _server_state() -> Any:
+    """Chainlit's app state: what outlives a re-import of this module by `--watch`."""
+    from chainlit.server import app
+
+    return app.state
+
+
 settings = get_settings()
 configure_logging(settings.log_level, settings.log_format)
 log = get_logger("faqbot.chainlit")
-holder = BotHolder(settings)  # holder.bot is None while no valid FAQ has loaded
-limiter = RateLimiter(settings.rate_limit_requests, settings.rate_limit_window, settings.redis_url)
-streams = StreamSlots(settings.max_streams_per_client)  # answers in progress, shared with /api
-_background: set[asyncio.Task[None]] = set()
+# `chainlit run --watch` (RELOAD=true) re-imports this module when a .py file changes, inside the
+# running server: keep that server's bot (its FAQ watcher refreshes it), limits and tasks.
+_kept = _server_state()
+holder: BotHolder = getattr(_kept, "faqbot_holder", None) or BotHolder(settings)
+limiter: RateLimiter = getattr(_kept, "faqbot_limiter", None) or RateLimiter(
+    settings.rate_limit_requests, settings.rate_limit_window, settings.redis_url
+)
+# answers in progress, shared with /api
+streams: StreamSlots = getattr(_kept, "faqbot_streams", None) or StreamSlots(
+    settings.max_streams_per_client
+)
+_background: set[asyncio.Task[None]] = getattr(_kept, "faqbot_tasks", None) or set()
 HISTORY_LIMIT = 20  # turns kept per session (the router sees LLM_HISTORY_TURNS of them)
 PROFILE = "FAQ assistant"
 SUGGESTION_ACTION = "faq_suggestion"
@@ -472,7 +488,11 @@ def _release_chat_context_on_delete() -> None:
     WebsocketSession.delete = delete_and_forget  # type: ignore[method-assign]
 
 
-_mount_http_api()
-_patch_ui()
-_install_session_config()
-_release_chat_context_on_delete()
+if not getattr(_kept, "faqbot_installed", False):  # once per server: Starlette refuses
+    _mount_http_api()  # middleware once it serves, and the patches must not stack
+    _patch_ui()
+    _install_session_config()
+    _release_chat_context_on_delete()
+    _kept.faqbot_installed = True
+_kept.faqbot_holder, _kept.faqbot_limiter, _kept.faqbot_tasks = holder, limiter, _background
+_kept.faqbot_streams = streams

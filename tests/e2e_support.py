@@ -89,12 +89,19 @@ def server_logs_on_failure(request: Any) -> Iterator[None]:
 
 @contextlib.contextmanager
 def chainlit_server(
-    env: dict[str, str] | None = None, timeout: float = 60.0, app: str = "chainlit_app.py"
+    env: dict[str, str] | None = None,
+    timeout: float = 60.0,
+    app: str = "chainlit_app.py",
+    *,
+    root: Path = ROOT,
+    args: tuple[str, ...] = (),
 ) -> Iterator[str]:
     """Run `chainlit run chainlit_app.py --headless` on a free loopback port; yield its URL.
 
     `app` runs another app file instead (from the repository root, which is on its sys.path:
-    e.g. an older version of chainlit_app.py for a before/after benchmark).
+    e.g. an older version of chainlit_app.py for a before/after benchmark). `root` runs it from
+    another folder (a copy of the app's files; faqbot is then imported from the repository);
+    `args` are more `chainlit run` flags (e.g. "--watch").
 
     The child gets this environment minus every OPENAI_* variable and CI (with CI set,
     `chainlit run` exports a placeholder OPENAI_API_KEY), lexical-only retrieval, plus `env`.
@@ -109,6 +116,10 @@ def chainlit_server(
     child_env.update(
         {"LOG_LEVEL": "INFO", "PYTHONUNBUFFERED": "1", "EMBEDDINGS": "off", "DATA_DIR": data_dir}
     )
+    if root != ROOT:
+        child_env["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])
+        )
     child_env.update(env or {})
     url = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryFile() as log:
@@ -120,8 +131,8 @@ def chainlit_server(
 
         proc = subprocess.Popen(
             [sys.executable, "-m", "chainlit", "run", app, "--headless",
-             "--host", "127.0.0.1", "--port", str(port)],
-            cwd=ROOT, env=child_env, stdout=log, stderr=subprocess.STDOUT,
+             "--host", "127.0.0.1", "--port", str(port), *args],
+            cwd=root, env=child_env, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         _LOGS[url] = output
         _PIDS[url] = proc.pid
