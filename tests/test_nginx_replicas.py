@@ -167,6 +167,35 @@ def test_an_faq_edit_reaches_every_replica_with_the_same_version(cluster: Cluste
     assert "from $25" in answered["answer"]
 
 
+async def test_redis_dying_under_load_costs_no_answer_and_recovers(cluster: Cluster) -> None:
+    """Traffic through nginx while Redis is killed and restarted: every question answered,
+    both replicas say "degraded" while it is down and "ok" once it is back."""
+    codes: list[int] = []
+
+    async def visitor(i: int) -> None:
+        transport = httpx.AsyncHTTPTransport(local_address=f"127.0.3.{i + 1}")
+        async with httpx.AsyncClient(transport=transport, timeout=20) as http:
+            for _ in range(LIMIT - 2):
+                resp = await http.post(f"{cluster.front.url}/api/chat", json={"question": QUESTION})
+                codes.append(resp.status_code)
+                await asyncio.sleep(0.05)
+
+    load = asyncio.gather(*(visitor(i) for i in range(8)))
+    await asyncio.sleep(0.3)
+    cluster.redis.kill()
+    await asyncio.sleep(0.5)
+    async with httpx.AsyncClient(timeout=10) as http:
+        health = [(await http.get(f"{u}/api/health")).json() for u in cluster.replicas]
+        await load
+        assert [h["status"] for h in health] == ["degraded", "degraded"]
+        assert all(h["not_ready"] for h in health)
+        cluster.redis.start()
+        await asyncio.sleep(0.3)
+        health = [(await http.get(f"{u}/api/health")).json() for u in cluster.replicas]
+    assert codes == [200] * (8 * (LIMIT - 2)), sorted(set(codes))
+    assert [h["status"] for h in health] == ["ok", "ok"], [h["not_ready"] for h in health]
+
+
 async def test_when_replica_a_stops_nginx_sends_all_to_b_and_conversations_go_on(
     cluster: Cluster,
 ) -> None:
