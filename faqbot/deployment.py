@@ -199,6 +199,48 @@ def cleartext_embeddings(settings: Settings) -> DeploymentWarning | None:
     )
 
 
+def no_deployment_budget(settings: Settings) -> DeploymentWarning | None:
+    if not settings.llm_enabled or settings.spend_deployment_daily_tokens > 0:
+        return None
+    return DeploymentWarning(
+        "SPEND_DEPLOYMENT_DAILY_TOKENS",
+        "is 0 (no limit) with an LLM key set: nothing caps what all visitors together spend "
+        "per day (many clients, or one with many addresses)",
+        "set the most tokens a day you accept paying for (e.g. 2000000, about USD 0.40 with "
+        "gpt-4o-mini), and a hard limit in your provider's dashboard",
+    )
+
+
+def no_client_budget(settings: Settings) -> DeploymentWarning | None:
+    if not settings.llm_enabled or settings.spend_client_daily_tokens > 0:
+        return None
+    return DeploymentWarning(
+        "SPEND_CLIENT_DAILY_TOKENS",
+        "is 0 (no limit) with an LLM key set: one client may spend the whole day's budget",
+        "set a per-client daily budget, e.g. SPEND_CLIENT_DAILY_TOKENS=100000 (the default)",
+    )
+
+
+def no_conversation_budget(settings: Settings) -> DeploymentWarning | None:
+    if not settings.llm_enabled or settings.spend_conversation_tokens > 0:
+        return None
+    return DeploymentWarning(
+        "SPEND_CONVERSATION_TOKENS",
+        "is 0 (no limit) with an LLM key set: one conversation may run up tokens without end",
+        "set a per-conversation budget, e.g. SPEND_CONVERSATION_TOKENS=20000 (the default)",
+    )
+
+
+def unbounded_streams(settings: Settings) -> DeploymentWarning | None:
+    if settings.max_streams_per_client > 0:
+        return None
+    return DeploymentWarning(
+        "MAX_STREAMS_PER_CLIENT",
+        "is 0 (no cap): one client may hold any number of answers in progress at once",
+        "MAX_STREAMS_PER_CLIENT=3 (the default)",
+    )
+
+
 def long_questions(settings: Settings) -> DeploymentWarning | None:
     if settings.max_question_chars <= MAX_SAFE_QUESTION_CHARS:
         return None
@@ -214,6 +256,10 @@ RULES: tuple[Rule, ...] = (
     open_cors,
     development_origins,
     weak_rate_limit,
+    no_deployment_budget,
+    no_client_budget,
+    no_conversation_budget,
+    unbounded_streams,
     debug_mode,
     debug_logs,
     code_reload,

@@ -30,6 +30,10 @@ HARDENED = {
     "CONVERSATION_SECRET": "a-long-random-shared-secret-value",
     "OPENAI_API_KEY": "sk-hardened-0123456789",
     "OPENAI_BASE_URL": "https://api.example.com/v1",
+    "SPEND_DEPLOYMENT_DAILY_TOKENS": "2000000",
+    "SPEND_CLIENT_DAILY_TOKENS": "100000",
+    "SPEND_CONVERSATION_TOKENS": "20000",
+    "MAX_STREAMS_PER_CLIENT": "3",
 }
 
 
@@ -91,6 +95,10 @@ def test_hardened_settings_pass_even_strict(capsys: pytest.CaptureFixture[str]) 
             "unencrypted",
         ),
         ({"MAX_QUESTION_CHARS": "20000"}, "MAX_QUESTION_CHARS", "injection"),
+        ({"SPEND_DEPLOYMENT_DAILY_TOKENS": "0"}, "SPEND_DEPLOYMENT_DAILY_TOKENS", "per day"),
+        ({"SPEND_CLIENT_DAILY_TOKENS": "0"}, "SPEND_CLIENT_DAILY_TOKENS", "one client"),
+        ({"SPEND_CONVERSATION_TOKENS": "0"}, "SPEND_CONVERSATION_TOKENS", "one conversation"),
+        ({"MAX_STREAMS_PER_CLIENT": "0"}, "MAX_STREAMS_PER_CLIENT", "no cap"),
     ],
 )
 def test_each_unsafe_setting_gets_one_line_naming_it(
@@ -118,6 +126,13 @@ def test_each_unsafe_setting_gets_one_line_naming_it(
         {"EMBEDDINGS_BASE_URL": "http://embed.internal/v1"},  # not used: EMBEDDINGS=bundled
         {"REDIS_URL": "", "CONVERSATION_SECRET": ""},  # one replica: the per-process secret
         {"RATE_LIMIT_REQUESTS": "1000", "RATE_LIMIT_WINDOW": "3600"},  # 17/min
+        # offline (no key): nothing to spend, budgets do not matter
+        {
+            "OPENAI_API_KEY": "",
+            "SPEND_DEPLOYMENT_DAILY_TOKENS": "0",
+            "SPEND_CLIENT_DAILY_TOKENS": "0",
+            "SPEND_CONVERSATION_TOKENS": "0",
+        },
     ],
 )
 def test_safe_variants_raise_no_warning(
@@ -167,6 +182,14 @@ def test_fresh_clone_defaults_warn_and_strict_fails(tmp_path: Path) -> None:
     lines = strict.stdout.splitlines()
     assert "CORS_ORIGINS" in warned(lines)
     assert "deployment warning(s)" in strict.stderr
+
+    # Adding just a key: nothing caps the deployment's daily spend.
+    env["OPENAI_API_KEY"] = "sk-fresh-clone-key-0000"
+    keyed = run("--strict")
+    assert keyed.returncode == 1
+    assert "SPEND_DEPLOYMENT_DAILY_TOKENS" in warned(keyed.stdout.splitlines())
+    assert "sk-fresh-clone-key-0000" not in keyed.stdout + keyed.stderr
+    del env["OPENAI_API_KEY"]
 
     # Copying .env.example (as the README says) is still the development set-up.
     shutil.copy(ROOT / ".env.example", tmp_path / ".env")
