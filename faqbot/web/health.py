@@ -31,6 +31,19 @@ async def ping_llm(bot: FaqBot) -> dict[str, Any]:
     return {"reachable": True, "latency_ms": round((time.perf_counter() - t0) * 1000, 1)}
 
 
+def persistence_status(ctx: ApiContext) -> dict[str, Any] | None:
+    """Where turns are stored, and how many of Chainlit's writes failed (None: not stored)."""
+    if ctx.store is None:
+        return None
+    status = dict(ctx.store.db.describe())
+    if ctx.store.failures is not None:
+        failures, last = ctx.store.failures()
+        status["failed_writes"] = failures
+        if last:
+            status["last_error"] = last
+    return status
+
+
 async def health_report(ctx: ApiContext, bot: FaqBot, deep: bool) -> HealthResponse:
     """The health of `bot`; `deep` also pings the LLM endpoint (in LLM mode)."""
     retrieval = bot.retrieval_status()
@@ -67,6 +80,7 @@ async def health_report(ctx: ApiContext, bot: FaqBot, deep: bool) -> HealthRespo
         retrieval=retrieval,
         rate_limit=rate_limit,
         spend=spend,
+        persistence=persistence_status(ctx),
         uptime_s=round(time.monotonic() - ctx.started, 1),
         timestamp=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     )

@@ -106,6 +106,28 @@ class ChatResponse(BaseModel):
         default=None, description="With outcome 'refused': who to ask instead (if configured)"
     )
     mode: Literal["llm", "offline"]
+    answer_id: str | None = Field(
+        default=None,
+        description="This answer's id, for POST /api/feedback (null when persistence is off "
+        "or the turn could not be stored)",
+    )
+
+
+class FeedbackRequest(BaseModel):
+    answer_id: str = Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="The `answer_id` of an answer (API), or the answer message's id (chat UI)",
+    )
+    value: Literal[1, -1] = Field(description="1 = thumbs up, -1 = thumbs down")
+    comment: str | None = Field(default=None, max_length=2000, description="Optional comment")
+
+
+class FeedbackResponse(BaseModel):
+    feedback_id: str
+    answer_id: str
+    value: Literal[1, -1]
 
 
 class ErrorResponse(BaseModel):
@@ -153,6 +175,10 @@ class HealthResponse(BaseModel):
         default_factory=dict,
         description="token budgets: today's (UTC) deployment tokens, whether the deployment "
         "budget is reached, the limits (0 = none), where they are counted and why not shared",
+    )
+    persistence: dict[str, Any] | None = Field(
+        default=None,
+        description="backend (sqlite | postgresql) and failed_writes, or null when off",
     )
     uptime_s: float
     timestamp: str

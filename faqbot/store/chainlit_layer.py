@@ -1,0 +1,170 @@
+"""Chainlit's SQLAlchemy data layer on faqbot's database: the one faqbot module importing Chainlit.
+
+Imported only by `chainlit_app.py` (the rule "the core never imports chainlit" holds for every
+other module; tests/test_store_schema.py checks it). What it changes in Chainlit 2.12's
+`SQLAlchemyDataLayer` (chainlit/data/sql_alchemy.py), and why:
+
+- It shares faqbot's engine (`faqbot.store.database`: SQLite in WAL mode with a busy timeout,
+  or PostgreSQL with its schema) instead of building a bare one from the URL.
+- `execute_sql`: the original logs a failed statement as a warning and returns None, so a
+  missing column or a locked database silently dropped rows. Here a lock is retried, and every
+  failure is counted (`failures`, shown in /api/health) and logged as an error.
+- Lists and dicts in parameters (thread/step `tags`, a message's `modes`) are stored as JSON
+  text: SQLite cannot bind a list at all, and the columns are TEXT on both backends.
+- Threads read back decode their JSON text (metadata, tags, generation) into objects, as the
+  UI and `on_chat_resume` expect, and a NULL step output reads as "" (the sidebar's search
+  calls `.lower()` on it).
+- Chainlit persists in fire-and-forget tasks; `drain(thread_id)` waits for a thread's pending
+  writes, so the app can report a turn finished only once it is on disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Iterator
+from typing import Any, cast
+
+from chainlit.data.sql_alchemy import SQLAlchemyDataLayer
+from chainlit.logger import logger as chainlit_logger
+from chainlit.types import ThreadDict
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from faqbot.logs import get_logger
+from faqbot.store.database import Database
+
+log = get_logger("faqbot.store")
+LOCK_RETRIES = 3
+DRAIN_TIMEOUT_S = 10.0
+_JSON_FIELDS = ("metadata", "tags", "generation")
+
+
+def _bindable(value: Any) -> Any:
+    return json.dumps(value) if isinstance(value, dict | list | tuple) else value
+
+
+def _decoded(value: Any) -> Any:
+    if isinstance(value, str) and value[:1] in ("{", "["):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+class FaqbotDataLayer(SQLAlchemyDataLayer):
+    """SQLAlchemyDataLayer over faqbot's Database (see the module docstring)."""
+
+    def __init__(self, database: Database, user_thread_limit: int = 200) -> None:
+        level = chainlit_logger.level
+        chainlit_logger.setLevel(logging.ERROR)  # "elements will not be persisted": none are sent
+        try:
+            super().__init__(
+                conninfo=database.url.render_as_string(hide_password=False),
+                user_thread_limit=user_thread_limit,
+            )
+        finally:
+            chainlit_logger.setLevel(level)
+        self.engine = database.engine  # the unused engine the parent built never connected
+        self.async_session = async_sessionmaker(
+            bind=database.engine, expire_on_commit=False, class_=AsyncSession
+        )
+        self.database = database
+        self.failures = 0
+        self.last_error: str | None = None
+        self._pending: dict[str, set[asyncio.Task[Any]]] = {}
+
+    async def execute_sql(self, query: str, parameters: dict[str, Any]) -> Any:
+        params = {key: _bindable(value) for key, value in parameters.items()}
+        for attempt in range(LOCK_RETRIES):
+            async with self.async_session() as session:
+                try:
+                    await session.begin()
+                    result = await session.execute(text(query), params)
+                    await session.commit()
+                    if result.returns_rows:
+                        rows = [dict(row._mapping) for row in result.fetchall()]
+                        return self.clean_result(rows)  # type: ignore[no-untyped-call]
+                    return result.rowcount
+                except OperationalError as exc:
+                    await session.rollback()
+                    if "locked" in str(exc).lower() and attempt + 1 < LOCK_RETRIES:
+                        await asyncio.sleep(0.2 * (attempt + 1))
+                        continue
+                    self._failed(query, exc)
+                    return None
+                except Exception as exc:
+                    await session.rollback()
+                    self._failed(query, exc)
+                    return None
+        return None  # pragma: no cover - the loop always returns
+
+    def failure_count(self) -> tuple[int, str | None]:
+        """Failed statements so far and the last error (for health)."""
+        return self.failures, self.last_error
+
+    def _failed(self, query: str, exc: Exception) -> None:
+        self.failures += 1
+        statement = " ".join(query.split())[:80]  # never the parameters: user text
+        self.last_error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
+        log.error("store.write_failed", statement=statement, error=self.last_error)
+
+    @contextlib.contextmanager
+    def _tracked(self, thread_id: str | None) -> Iterator[None]:
+        task = asyncio.current_task()
+        if not thread_id or task is None:
+            yield
+            return
+        pending = self._pending.setdefault(thread_id, set())
+        pending.add(task)
+        try:
+            yield
+        finally:
+            pending.discard(task)
+            if not pending:
+                self._pending.pop(thread_id, None)
+
+    async def create_step(self, step_dict: dict[str, Any]) -> None:
+        with self._tracked(step_dict.get("threadId")):
+            await super().create_step(step_dict)
+
+    async def update_step(self, step_dict: dict[str, Any]) -> None:
+        with self._tracked(step_dict.get("threadId")):
+            await super().update_step(step_dict)
+
+    async def update_thread(self, thread_id: str, *args: Any, **kwargs: Any) -> None:
+        with self._tracked(thread_id):
+            await super().update_thread(thread_id, *args, **kwargs)
+
+    async def drain(self, thread_id: str, wait_s: float = DRAIN_TIMEOUT_S) -> bool:
+        """Wait for the thread's writes already started (True: none left pending)."""
+        await asyncio.sleep(0)  # writes scheduled just before this call start and register
+        me = asyncio.current_task()
+        pending = {t for t in self._pending.get(thread_id, ()) if t is not me and not t.done()}
+        if not pending:
+            return True
+        _, still = await asyncio.wait(pending, timeout=wait_s)
+        if still:
+            log.warning("store.drain_timeout", pending=len(still))
+        return not still
+
+    async def get_all_user_threads(
+        self, user_id: str | None = None, thread_id: str | None = None
+    ) -> list[ThreadDict] | None:
+        found = await super().get_all_user_threads(user_id=user_id, thread_id=thread_id)
+        for thread in found or []:
+            fields = cast(dict[str, Any], thread)
+            for key in _JSON_FIELDS:
+                if key in fields:
+                    fields[key] = _decoded(fields[key])
+            for step in thread.get("steps", []):
+                values = cast(dict[str, Any], step)
+                for key in _JSON_FIELDS:
+                    values[key] = _decoded(values.get(key))
+                values["metadata"] = values.get("metadata") or {}
+                values["output"] = values.get("output") or ""
+        return found

@@ -1,0 +1,168 @@
+"""The database: its URL from settings, one async engine, and the schema made and upgraded here.
+
+SQLite (the default, a file in DATA_DIR) runs in WAL mode: readers never block the writer, a
+commit is one append to the log, and a process killed at any point (kill -9 mid-answer) leaves a
+database the next start opens cleanly with every committed turn (synchronous=NORMAL: durable
+against a crashed process; a power cut may lose the last commits, never the file). Writers wait
+for each other up to 30 s (busy timeout) instead of failing with "database is locked".
+
+The schema is created and upgraded idempotently at every start: CREATE TABLE IF NOT EXISTS for
+each table, then ALTER TABLE ADD COLUMN for each column a table lacks (an older faqbot's or one
+made by hand from Chainlit's docs), inside one transaction that PostgreSQL replicas starting
+together take turns on (an advisory lock).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, event, inspect, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.schema import CreateIndex, CreateTable
+
+from faqbot.config import Settings
+from faqbot.errors import ConfigError
+from faqbot.logs import get_logger
+from faqbot.store.schema import SCHEMA_VERSION, meta, metadata
+
+log = get_logger("faqbot.store")
+DB_FILE = "faqbot.db"
+SQLITE_BUSY_TIMEOUT_S = 30.0
+CHECK_TIMEOUT_S = 2.0
+_LOCK_ID = 0x46415142  # "FAQB": the advisory lock schema upgrades take on PostgreSQL
+_DRIVERS = {
+    "postgres": "postgresql+asyncpg",
+    "postgresql": "postgresql+asyncpg",
+    "postgresql+asyncpg": "postgresql+asyncpg",
+    "sqlite": "sqlite+aiosqlite",
+    "sqlite+aiosqlite": "sqlite+aiosqlite",
+}
+
+
+def database_url(settings: Settings) -> URL:
+    """DATABASE_URL with its async driver, or the default SQLite file in DATA_DIR."""
+    if settings.database_url is None:
+        path = (Path(settings.data_dir) / DB_FILE).resolve()
+        return make_url(f"sqlite+aiosqlite:///{path}")
+    raw = settings.database_url.get_secret_value().strip()
+    try:
+        url = make_url(raw)
+    except Exception:
+        raise ConfigError("DATABASE_URL: not a database URL") from None
+    driver = _DRIVERS.get(url.drivername)
+    if driver is None:
+        raise ConfigError(
+            f"DATABASE_URL: unsupported database {url.drivername!r} "
+            "(use postgresql+asyncpg://... or sqlite+aiosqlite:///path)"
+        )
+    return url.set(drivername=driver)
+
+
+def redacted(url: URL) -> str:
+    """The URL for logs: never the password."""
+    return url.render_as_string(hide_password=True)
+
+
+class Database:
+    """One engine for the app's writes and reads; `ensure_schema()` before first use."""
+
+    def __init__(self, url: URL, *, schema: str | None = None) -> None:
+        self.url = url
+        self.schema = schema if self.dialect == "postgresql" else None
+        self.engine: AsyncEngine = create_async_engine(url, **self._engine_options())
+        if self.dialect == "sqlite":
+            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Database:
+        return cls(database_url(settings), schema=settings.database_schema)
+
+    @property
+    def dialect(self) -> str:
+        return "postgresql" if self.url.drivername.startswith("postgresql") else "sqlite"
+
+    def _engine_options(self) -> dict[str, Any]:
+        if self.dialect == "sqlite":
+            if self.url.database and self.url.database != ":memory:":
+                Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
+            return {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
+        options: dict[str, Any] = {"pool_pre_ping": True}
+        if self.schema:
+            options["connect_args"] = {"server_settings": {"search_path": self.schema}}
+        return options
+
+    def describe(self) -> dict[str, Any]:
+        """For health and logs (no password)."""
+        where = self.url.database if self.dialect == "sqlite" else redacted(self.url)
+        return {"backend": self.dialect, "database": where, "schema": self.schema}
+
+    async def ensure_schema(self) -> None:
+        """Create missing tables, indexes and columns; record the schema version."""
+        async with self.engine.begin() as conn:
+            if self.dialect == "postgresql":
+                await conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _LOCK_ID})
+                if self.schema:
+                    await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"'))
+            added = await conn.run_sync(_upgrade)
+            await conn.execute(meta.delete().where(meta.c.key == "schema_version"))
+            await conn.execute(
+                meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION))
+            )
+        if added:
+            log.info("store.schema_upgraded", added=added)
+
+    async def check(self) -> str | None:
+        """For readiness: why the database cannot be used now, or None."""
+        try:
+            async with asyncio.timeout(CHECK_TIMEOUT_S), self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except Exception as exc:
+            return f"database unreachable: {type(exc).__name__}"
+        return None
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+    cursor.close()
+
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _upgrade(conn: Connection) -> list[str]:
+    """CREATE TABLE IF NOT EXISTS, ADD COLUMN for every column a table lacks, then indexes."""
+    for table in metadata.sorted_tables:
+        conn.execute(CreateTable(table, if_not_exists=True))
+    inspector = inspect(conn)
+    preparer = conn.dialect.identifier_preparer
+    added: list[str] = []
+    for table in metadata.sorted_tables:
+        present = {c["name"] for c in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name in present:
+                continue
+            assert _IDENTIFIER.match(column.name)
+            kind = column.type.compile(dialect=conn.dialect)
+            # Added columns are nullable: the table may hold rows already.
+            conn.execute(
+                text(
+                    f"ALTER TABLE {preparer.quote(table.name)} "
+                    f"ADD COLUMN {preparer.quote(column.name)} {kind}"
+                )
+            )
+            added.append(f"{table.name}.{column.name}")
+    for table in metadata.sorted_tables:  # last: an index may be on an added column
+        for index in table.indexes:
+            conn.execute(CreateIndex(index, if_not_exists=True))
+    return added
