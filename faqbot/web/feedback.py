@@ -20,9 +20,8 @@ from faqbot.web.schemas import ERRORS, ErrorResponse, FeedbackRequest, FeedbackR
 
 log = get_logger("faqbot.web")
 FEEDBACK_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **ERRORS,
     404: {"model": ErrorResponse, "description": "Unknown answer id"},
-    422: ERRORS[422],
-    429: ERRORS[429],
     503: {"model": ErrorResponse, "description": "Persistence is off (PERSISTENCE=false)"},
 }
 
