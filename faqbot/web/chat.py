@@ -43,8 +43,8 @@ from faqbot.events import (
     Via,
 )
 from faqbot.logs import get_logger
-from faqbot.spend import Spender, StreamSlot
 from faqbot.render import route_markdown
+from faqbot.spend import Spender, StreamSlot
 from faqbot.store.turns import TurnRecord, new_id
 from faqbot.web.context import ApiContext, Conversation
 from faqbot.web.limits import client_key
