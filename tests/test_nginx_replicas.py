@@ -31,6 +31,7 @@ from tests.e2e_support import (
 )
 from tests.nginx_support import NGINX, Nginx, nginx_in_front
 from tests.redis_support import REDIS_SERVER, ThrowawayRedis
+from tests.store_support import Backend, fresh_backend
 
 pytestmark = [
     pytest.mark.services,
@@ -49,6 +50,7 @@ class Cluster:
     redis: ThrowawayRedis
     stop_a: contextlib.ExitStack
     faqs: Path
+    database: Backend
 
 
 @pytest.fixture(autouse=True)
@@ -61,9 +63,13 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     faqs = tmp_path_factory.mktemp("shared") / "faqs"  # the folder both replicas watch
     shutil.copytree(ROOT / "faqs", faqs)
     front_port = free_port()
+    database = fresh_backend("postgresql", tmp_path_factory.mktemp("pg"))  # the real server
+    pg_env = next(database)  # skips, saying why, when PostgreSQL is absent
     server = ThrowawayRedis(free_port())
     server.start()
     env = {
+        "DATABASE_URL": pg_env.env["DATABASE_URL"],
+        "DATABASE_SCHEMA": pg_env.env["DATABASE_SCHEMA"],
         "FAQ_DIR": str(faqs),
         "REDIS_URL": server.url,
         "CONVERSATION_SECRET": "the-same-secret-on-every-replica-42",
@@ -77,9 +83,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             b = stack.enter_context(chainlit_server(env))
             hosts = [u.removeprefix("http://") for u in (a, b)]
             front = stack.enter_context(nginx_in_front(hosts, port=front_port))
-            yield Cluster(front, [a, b], server, a_stack, faqs)
+            yield Cluster(front, [a, b], server, a_stack, faqs, pg_env)
     finally:
         server.kill()
+        next(database, None)  # drops the test's schema
 
 
 def _served_by(front: Nginx, marker: str) -> set[str]:
@@ -96,8 +103,16 @@ async def test_a_chat_session_streams_through_nginx(cluster: Cluster) -> None:
     assert DISCOUNT in turn.text
     assert follow.errors == []
     assert follow.text.strip()
-    upgrades = [line for line in cluster.front.access_log() if "/ws/socket.io/" in line]
-    assert any(" 101 " in line for line in upgrades), "the websocket was upgraded through nginx"
+
+    def upgraded() -> bool:  # nginx logs a websocket when it closes: wait for the line
+        lines = [ln for ln in cluster.front.access_log() if "/ws/socket.io/" in ln]
+        return any(" 101 " in ln for ln in lines)
+
+    for _ in range(50):
+        if upgraded():
+            break
+        await asyncio.sleep(0.1)
+    assert upgraded(), "the websocket was upgraded through nginx"
 
 
 def test_a_browser_session_streams_through_nginx(cluster: Cluster) -> None:
@@ -127,6 +142,11 @@ async def test_an_api_conversation_started_on_a_continues_on_b(cluster: Cluster)
     assert stored is not None
     assert QUESTION in stored.decode()  # A's turn, read by B ...
     assert "refund policy" in stored.decode()  # ... and B's appended to it
+    turns = cluster.database.query(
+        "SELECT question FROM faqbot_turns WHERE thread_id = ? ORDER BY created_at",
+        (first["conversation_id"],),
+    )
+    assert [t[0] for t in turns] == [QUESTION, "and what is your refund policy?"]
 
 
 async def test_the_rate_limit_counts_one_client_across_both_replicas(cluster: Cluster) -> None:
