@@ -47,7 +47,7 @@ def _server_state() -> Any:
 
 
 settings = get_settings()
-configure_logging(settings.log_level, settings.log_format)
+configure_logging(settings.log_level, settings.log_format, mask_pii=settings.mask_pii)
 log = get_logger("faqbot.chainlit")
 # `chainlit run --watch` (RELOAD=true) re-imports this module when a .py file changes, inside the
 # running server: keep that server's bot (its FAQ watcher refreshes it), limits and tasks.

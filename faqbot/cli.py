@@ -1,19 +1,26 @@
-"""Command line: `python -m faqbot check|ask|eval|serve`."""
+"""Command line: `python -m faqbot check|ask|eval|serve|report|delete-user|retention`."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
-from faqbot.config import load_settings
+from faqbot.config import Settings, load_settings
 from faqbot.contact import support_contact
 from faqbot.errors import ConfigError, FaqBotError, FaqFormatError, KnowledgeError
 from faqbot.events import Done, Fallback, RouteDecided, Token, TurnResult
 from faqbot.knowledge import check_dir
 from faqbot.logs import configure_logging
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+T = TypeVar("T")
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
@@ -118,6 +125,116 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return serve(load_settings())
 
 
+def _open_database(settings: Settings) -> AsyncEngine:
+    """The app's database; a missing SQLite file is an error here, never created empty."""
+    from faqbot.analytics.engine import open_engine
+
+    engine = open_engine(settings)
+    path = engine.url.database if engine.url.get_backend_name() == "sqlite" else None
+    if path and path != ":memory:" and not Path(path).exists():
+        raise ConfigError(f"no database at {path} (the app creates it when it first starts)")
+    return engine
+
+
+def _run_on_database(settings: Settings, work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    async def run() -> T:
+        engine = _open_database(settings)
+        try:
+            return await work(engine)
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(run())
+    except SQLAlchemyError as exc:
+        raise FaqBotError(f"cannot read the database: {type(exc).__name__}: {exc}"[:400]) from None
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from faqbot.analytics.report import build_report, parse_since
+    from faqbot.analytics.text import format_report
+    from faqbot.retrieval.factory import build_embedder
+
+    settings = load_settings()
+    parse_since(args.since)  # a bad period fails before anything loads
+    embedder = None if args.words else build_embedder(settings)
+    report = _run_on_database(
+        settings,
+        lambda engine: build_report(
+            engine, args.since, low_confidence=args.low_confidence, embedder=embedder
+        ),
+    )
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        sys.stdout.write(format_report(report))
+    return 0
+
+
+def _print_deleted(counts: Mapping[str, int], what: str) -> None:
+    from faqbot.privacy.retention import TABLES
+
+    total = sum(counts.values())
+    detail = ", ".join(f"{counts.get(t, 0)} {t}" for t in TABLES if counts.get(t, 0))
+    print(f"{what}: {total} rows deleted" + (f" ({detail})" if detail else ""))
+
+
+def _cmd_delete_user(args: argparse.Namespace) -> int:
+    from faqbot.privacy.retention import delete_user
+
+    counts = _run_on_database(load_settings(), lambda e: delete_user(e, args.identifier))
+    _print_deleted(counts, f"user {args.identifier!r}")
+    return 0
+
+
+def _cmd_retention(args: argparse.Namespace) -> int:
+    from faqbot.privacy.retention import apply_retention
+
+    settings = load_settings()
+    days = settings.retention_days if args.days is None else args.days
+    if days <= 0:
+        print("retention: RETENTION_DAYS is 0 (keep forever): nothing deleted")
+        return 0
+    counts = _run_on_database(settings, lambda e: apply_retention(e, days))
+    _print_deleted(counts, f"retention ({days} days)")
+    return 0
+
+
+def _add_data_commands(sub: Any) -> None:
+    report = sub.add_parser(
+        "report",
+        help="what users asked: unanswered questions, outcomes, thumbs down, latency, cost",
+        description="Read the app's database (DATABASE_URL, else DATA_DIR/faqbot.db) and print "
+        "the unanswered and low-confidence questions grouped by similarity, then questions and "
+        "outcomes per category and day, the most disliked FAQ entries, latency, tokens and cost.",
+    )
+    report.add_argument("--since", default="7d", help="period: a number and h, d or w (7d)")
+    report.add_argument("--json", action="store_true", help="print the report as JSON")
+    report.add_argument(
+        "--low-confidence", type=float, default=0.5, metavar="X",
+        help="list answers below this confidence with the unanswered questions (0.5)",
+    )  # fmt: skip
+    report.add_argument(
+        "--words", action="store_true", help="group by word overlap, not the embedding model"
+    )
+    report.set_defaults(func=_cmd_report)
+    delete = sub.add_parser(
+        "delete-user",
+        help="delete one user's conversations, feedback and account record",
+        description="Delete every thread of the signed-in user IDENTIFIER (with its messages, "
+        "feedback and turn rows) and the user record, from the app's database.",
+    )
+    delete.add_argument("identifier", help="the user's identifier (their sign-in name)")
+    delete.set_defaults(func=_cmd_delete_user)
+    retention = sub.add_parser(
+        "retention", help="delete conversations older than RETENTION_DAYS now"
+    )
+    retention.add_argument("--days", type=int, help="override RETENTION_DAYS")
+    retention.set_defaults(func=_cmd_retention)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m faqbot", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -150,6 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
         "logs Chainlit at debug level.",
     )
     srv.set_defaults(func=_cmd_serve)
+    _add_data_commands(sub)
     return parser
 
 
@@ -160,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings()
         if args.command != "serve":  # the app configures its own logging (LOG_LEVEL/LOG_FORMAT)
             level = settings.log_level if args.command == "check" else "WARNING"
-            configure_logging(level, "console")
+            configure_logging(level, "console", mask_pii=settings.mask_pii)
         result: int = args.func(args)
         return result
     except FaqFormatError as exc:

@@ -153,12 +153,19 @@ class Settings(BaseSettings):
     embeddings_timeout: float = Field(default=10.0, gt=0, le=600)
     embeddings_threads: int = Field(default=2, ge=1, le=64)
 
+    # FAQ owners' analytics and privacy (faqbot/analytics, faqbot/privacy)
+    retention_days: int = Field(default=0, ge=0, le=36_500)  # 0 = keep conversations forever
+    mask_pii: bool = False  # mask e-mail addresses and phone numbers in stored questions and logs
+    analytics_enabled: bool = False  # /api/analytics and /admin without sign-in (see README)
+    admin_token: SecretStr | None = None  # Bearer token for /api/analytics and /admin
+    admin_users: Annotated[list[str], NoDecode] = Field(default_factory=list)  # identifiers
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_level(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "admin_users", mode="before")
     @classmethod
     def _parse_origins(cls, value: Any) -> Any:
         """Accept a JSON list (the seed's form) or a comma-separated string."""
@@ -208,7 +215,7 @@ class Settings(BaseSettings):
         """`VAR=` (as Compose passes an unset `${VAR:-}`) means unset, not an empty URL."""
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("conversation_secret", mode="before")
+    @field_validator("conversation_secret", "admin_token", mode="before")
     @classmethod
     def _check_conversation_secret(cls, value: Any) -> Any:
         """Blank means unset; a set secret must be long enough to resist guessing."""

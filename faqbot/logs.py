@@ -9,6 +9,8 @@ from typing import Any
 
 import structlog
 
+from faqbot.privacy.masking import mask_log_event
+
 _SECRET_KEYS = {"api_key", "openai_api_key", "authorization", "password", "secret", "token_value"}
 _configured = False
 
@@ -31,8 +33,11 @@ class _CurrentStderr:
         sys.stderr.flush()
 
 
-def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
-    """Configure structlog and stdlib logging once per process (idempotent)."""
+def configure_logging(level: str = "INFO", fmt: str = "json", *, mask_pii: bool = False) -> None:
+    """Configure structlog and stdlib logging once per process (idempotent).
+
+    `mask_pii` (MASK_PII) masks e-mail addresses and phone numbers in every event's strings.
+    """
     global _configured
     if _configured:
         return
@@ -44,6 +49,7 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
         if fmt == "json"
         else structlog.dev.ConsoleRenderer(colors=False)
     )
+    masking: list[Any] = [mask_log_event] if mask_pii else []
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -51,6 +57,7 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             _redact,
             structlog.processors.format_exc_info,
+            *masking,  # after format_exc_info: a traceback's text is masked too
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),

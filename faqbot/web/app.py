@@ -1,9 +1,9 @@
 """`create_api`: the JSON/SSE API, the same FaqBot as the chat UI, mounted at /api.
 
 Routes (all under /api): GET /health, POST /chat, POST /chat/stream (server-sent events),
-GET /faq/{entry_id}, POST /feedback, GET /metrics. Errors always use the ErrorResponse shape.
-Every POST counts toward its client's rate limit and no body over MAX_BODY_BYTES is read
-(limits.py).
+GET /faq/{entry_id}, POST /feedback, GET /analytics (admins only: admin_access.py), GET /metrics.
+Errors always use the ErrorResponse shape. Every POST counts toward its client's rate limit and
+no body over MAX_BODY_BYTES is read (limits.py).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from faqbot.conversations import ConversationStore
 from faqbot.ratelimit import RateLimiter
 from faqbot.spend import StreamSlots
 from faqbot.store.turns import Store
+from faqbot.web.analytics import AdminSite, register_analytics
 from faqbot.web.chat import register_chat
 from faqbot.web.context import ApiContext, BotGetter
 from faqbot.web.errors import register_error_handlers
@@ -39,11 +40,13 @@ def create_api(
     ready_checks: tuple[ReadinessCheck, ...] = (),
     streams: StreamSlots | None = None,
     store: Store | None = None,
+    admin: AdminSite | None = None,
 ) -> FastAPI:
     """Build the API application (mount it at `prefix`); `ready_checks` join /health/ready.
 
     `streams` caps the answers a client has in progress; pass the chat UI's to share its cap.
     `store` keeps conversations and feedback in the database (persistence on).
+    `admin` serves /analytics (default: the database from settings, no sign-in).
     """
     slots = streams if streams is not None else StreamSlots(settings.max_streams_per_client)
     ctx = ApiContext(
@@ -67,8 +70,16 @@ def create_api(
     register_chat(api, ctx)
     register_faq(api, ctx)
     register_feedback(api, ctx)
+    register_analytics(api, admin or default_admin_site(settings, get_bot))
     register_metrics(api, ctx)  # last: routes keep their order in the schema
     return api
+
+
+def default_admin_site(settings: Settings, get_bot: BotGetter) -> AdminSite:
+    """The analytics over the database in settings, for an app without sign-in."""
+    from faqbot.analytics.engine import open_engine
+
+    return AdminSite(settings, get_bot, lambda: open_engine(settings))
 
 
 def _cap_question_length(api: FastAPI, settings: Settings) -> None:
