@@ -13,6 +13,7 @@ from typing import Any
 import chainlit as cl
 import structlog
 from chainlit.oauth_providers import get_configured_oauth_providers
+from starlette.requests import HTTPConnection
 
 from faqbot.config import get_settings
 from faqbot.contact import support_contact
@@ -36,6 +37,7 @@ from faqbot.spend import Spender, StreamSlots
 from faqbot.store.chainlit_layer import FaqbotDataLayer
 from faqbot.store.database import Database
 from faqbot.store.turns import Face, RoutedBy, Store, TurnRecord
+from faqbot.web.admin_access import Viewer
 from faqbot.web.security import peer_address
 
 
@@ -147,6 +149,20 @@ def start_faq_watcher() -> None:
     )
     _background.add(task)  # keep a reference: the loop holds tasks only weakly
     task.add_done_callback(_watcher_ended)
+    _start_retention()
+
+
+def _start_retention() -> None:
+    """RETENTION_DAYS: delete old conversations at start and every hour (faqbot/privacy)."""
+    if settings.retention_days <= 0:
+        return
+    from faqbot.analytics.engine import open_engine
+    from faqbot.privacy.retention import retention_loop
+
+    loop = retention_loop(open_engine(settings), settings.retention_days, first_delay=5.0)
+    task = asyncio.get_running_loop().create_task(loop, name="retention")
+    _background.add(task)
+    task.add_done_callback(_background.discard)
 
 
 def _watcher_ended(task: asyncio.Task[None]) -> None:
@@ -512,6 +528,28 @@ async def _finish_broken(answer: cl.Message, explanation: str) -> None:
         await _reply(explanation)
 
 
+class ChainlitSignIn:
+    """Who is signed in to Chainlit (its session cookie), for /admin and /api/analytics."""
+
+    def enabled(self) -> bool:
+        from chainlit.auth import require_login
+
+        return bool(require_login())
+
+    async def viewer(self, request: HTTPConnection) -> Viewer | None:
+        from chainlit.auth import get_token_from_cookies
+        from chainlit.auth.jwt import decode_jwt
+
+        token = get_token_from_cookies(dict(request.cookies))
+        if not token:
+            return None
+        try:
+            user = decode_jwt(token)
+        except Exception:  # expired, forged, or signed with another secret: not signed in
+            return None
+        return Viewer(user.identifier, dict(user.metadata or {}))
+
+
 # --- HTTP API, security headers, CORS (see faqbot/web/) ---
 def _mount_http_api() -> None:
     """Serve /api ahead of Chainlit's routes, apply CORS_ORIGINS, secure every response.
@@ -523,7 +561,7 @@ def _mount_http_api() -> None:
     from chainlit.server import app, sio
 
     from faqbot.conversations import ConversationStore
-    from faqbot.web.app import create_api
+    from faqbot.web.app import create_api, default_admin_site
     from faqbot.web.dispatch import PrefixDispatcher
     from faqbot.web.security import SecurityHeadersMiddleware, websocket_origin_check
 
@@ -534,6 +572,8 @@ def _mount_http_api() -> None:
     # Browsers apply no CORS to websockets and Chainlit's socket.io server accepts every origin
     # (cors_allowed_origins=[]): check the Origin of each connection (same origin or listed).
     sio.eio.cors_allowed_origins = websocket_origin_check(settings.cors_origins)
+    # /admin and /api/analytics: FAQ owners' analytics, for admins (faqbot/web/admin_access.py)
+    admin = default_admin_site(settings, lambda: holder.bot, ChainlitSignIn())
     api = create_api(
         lambda: holder.bot,
         limiter,
@@ -542,7 +582,9 @@ def _mount_http_api() -> None:
         streams=streams,
         ready_checks=(database.check,) if database is not None else (),
         store=store,
+        admin=admin,
     )
+    app.router.routes.insert(0, admin.page_route(f"{cl_config.run.root_path}/admin"))
     app.add_middleware(PrefixDispatcher, api=api, prefix="/api")
     app.add_middleware(SecurityHeadersMiddleware, docs_paths=("/api/docs",))  # outermost
 

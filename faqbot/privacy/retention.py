@@ -113,12 +113,18 @@ async def delete_user(engine: AsyncEngine, identifier: str) -> Counter[str]:
 
 
 async def retention_loop(
-    engine: AsyncEngine, days: int, interval: float = RETENTION_INTERVAL_S
+    engine: AsyncEngine,
+    days: int,
+    interval: float = RETENTION_INTERVAL_S,
+    *,
+    first_delay: float = 0.0,
 ) -> None:
-    """Apply the retention now and then every `interval` seconds, for as long as the app runs.
+    """Apply the retention after `first_delay` seconds (the app's start-up creates the schema
+    meanwhile), then every `interval` seconds, for as long as the app runs.
 
     A failure (database down, schema not there yet) is logged and retried at the next round.
     """
+    await asyncio.sleep(first_delay)
     while True:
         try:
             await apply_retention(engine, days)

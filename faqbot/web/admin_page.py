@@ -8,12 +8,14 @@ text that came from users or the FAQ is escaped.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import date, timedelta
 from html import escape
 
 from faqbot.analytics.report import Report, Summary
 
 _OUTCOME_COLORS = (("answered", "#0f766e"), ("suggested", "#d97706"), ("refused", "#b91c1c"))
 _PERIODS = ("24h", "7d", "30d", "90d")
+MAX_DAYS = 120  # days drawn in the daily chart (the most recent)
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 72rem; padding: 0 1rem;
@@ -32,7 +34,8 @@ td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 .legend i { display: inline-block; width: .8rem; height: .8rem; margin-right: .3rem;
   vertical-align: -.1rem; }
 .examples { color: #6b7280; font-size: .85rem; }
-nav a { margin-right: .6rem; color: #0f766e; } nav a.current { font-weight: bold; }
+nav { display: inline; } nav a { margin-right: .6rem; color: #0f766e; }
+nav a.current { font-weight: bold; }
 """
 
 
@@ -66,12 +69,24 @@ def _legend() -> str:
     return f'<p class="legend">{items}</p>'
 
 
+def every_day(days: Sequence[Summary], since: str, until: str) -> list[Summary]:
+    """One entry per calendar day from `since` to `until` (days without questions included)."""
+    have = {d.key: d for d in days}
+    try:
+        first, last = date.fromisoformat(since[:10]), date.fromisoformat(until[:10])
+    except ValueError:
+        return list(days)
+    count = min((last - first).days + 1, MAX_DAYS)
+    keys = [(last - timedelta(days=n)).isoformat() for n in range(count)][::-1]
+    return [have.get(k, Summary(k)) for k in keys]
+
+
 def daily_chart(days: Sequence[Summary]) -> str:
     """Stacked bars per day: answered, suggested, refused."""
-    width, height, pad, gap = 720, 220, 28, 4
+    width, height, pad = 720, 220, 28
     top = max((d.questions for d in days), default=0) or 1
     slot = (width - pad) / max(len(days), 1)
-    bar = max(slot - gap, 2)
+    bar = min(max(slot * 0.8, 2), 48)
     parts = [
         f'<svg class="chart" id="chart-daily" role="img" viewBox="0 0 {width} {height + pad}" '
         f'width="{width}" height="{height + pad}" aria-label="Questions per day by outcome">',
@@ -92,9 +107,9 @@ def daily_chart(days: Sequence[Summary]) -> str:
                 f'y="{y:.1f}" width="{bar:.1f}" height="{h:.1f}" fill="{color}">'
                 f"<title>{escape(day.key)}: {count} {name}</title></rect>"
             )
-        if len(days) <= 16 or i % max(len(days) // 8, 1) == 0:
+        if (len(days) <= 16 or i % max(len(days) // 8, 1) == 0) and x < width - 36:
             parts.append(
-                f'<text x="{x:.1f}" y="{height + 16}" font-size="11" fill="#6b7280">'
+                f'<text class="day" x="{x:.1f}" y="{height + 16}" font-size="11" fill="#6b7280">'
                 f"{escape(day.key[5:])}</text>"
             )
     parts.append("</svg>")
@@ -214,8 +229,8 @@ def admin_page(report: Report, *, app_name: str, path: str = "/admin") -> str:
 </head>
 <body>
 <h1>{escape(app_name)}: what users asked</h1>
-<p class="meta">{escape(report.since)} to {escape(report.until)} (last {escape(report.period)})
-&middot; <nav>{nav}</nav></p>
+<div class="meta">{escape(report.since)} to {escape(report.until)} (last
+{escape(report.period)}) &middot; <nav>{nav}</nav></div>
 {_tiles(report.totals)}
 <h2>Questions to write new FAQ entries from</h2>
 <p class="muted">Refused, "did you mean" only, or answered with confidence below
@@ -223,7 +238,7 @@ def admin_page(report: Report, *, app_name: str, path: str = "/admin") -> str:
 {_unanswered(report)}
 <h2>Questions per day</h2>
 {_legend()}
-{daily_chart(report.by_day)}
+{daily_chart(every_day(report.by_day, report.since, report.until))}
 <h2>Questions per category</h2>
 {category_chart(report.by_category)}
 {_summary_table(report.by_category, "Category", "by-category")}

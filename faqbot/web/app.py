@@ -18,6 +18,7 @@ from faqbot.conversations import ConversationStore
 from faqbot.ratelimit import RateLimiter
 from faqbot.spend import StreamSlots
 from faqbot.store.turns import Store
+from faqbot.web.admin_access import SignIn
 from faqbot.web.analytics import AdminSite, register_analytics
 from faqbot.web.chat import register_chat
 from faqbot.web.context import ApiContext, BotGetter
@@ -75,11 +76,13 @@ def create_api(
     return api
 
 
-def default_admin_site(settings: Settings, get_bot: BotGetter) -> AdminSite:
-    """The analytics over the database in settings, for an app without sign-in."""
+def default_admin_site(
+    settings: Settings, get_bot: BotGetter, sign_in: SignIn | None = None
+) -> AdminSite:
+    """The analytics over the database in settings; `sign_in` None = an app without sign-in."""
     from faqbot.analytics.engine import open_engine
 
-    return AdminSite(settings, get_bot, lambda: open_engine(settings))
+    return AdminSite(settings, get_bot, lambda: open_engine(settings), sign_in)
 
 
 def _cap_question_length(api: FastAPI, settings: Settings) -> None:
