@@ -22,6 +22,7 @@ from faqbot.errors import FaqBotError, InputError, RateLimitedError
 from faqbot.events import Done, Fallback, RouteDecided, Source, Token, TurnResult
 from faqbot.logs import configure_logging, get_logger
 from faqbot.passwords import verify_password
+from faqbot.privacy.stored import MaskingStore, mask_data_layer
 from faqbot.ratelimit import RateLimiter
 from faqbot.reload import BotHolder, watch_knowledge
 from faqbot.render import (
@@ -78,7 +79,10 @@ _disconnected: OrderedDict[str, None] = OrderedDict()  # socket ids, oldest disc
 # Persistence (faqbot/store): one database for Chainlit's data layer and faqbot's own rows
 database = Database.from_settings(settings) if settings.persistence else None
 data_layer = FaqbotDataLayer(database) if database is not None else None
-store = Store(data_layer.database, data_layer.failure_count) if data_layer is not None else None
+_Store = MaskingStore if settings.mask_pii else Store  # MASK_PII: users' words masked when stored
+store = _Store(data_layer.database, data_layer.failure_count) if data_layer is not None else None
+if data_layer is not None and settings.mask_pii:
+    mask_data_layer(data_layer)
 
 
 @cl.data_layer
@@ -154,12 +158,11 @@ def start_faq_watcher() -> None:
 
 def _start_retention() -> None:
     """RETENTION_DAYS: delete old conversations at start and every hour (faqbot/privacy)."""
-    if settings.retention_days <= 0:
+    if settings.retention_days <= 0 or database is None:
         return
-    from faqbot.analytics.engine import open_engine
     from faqbot.privacy.retention import retention_loop
 
-    loop = retention_loop(open_engine(settings), settings.retention_days, first_delay=5.0)
+    loop = retention_loop(database.engine, settings.retention_days)
     task = asyncio.get_running_loop().create_task(loop, name="retention")
     _background.add(task)
     task.add_done_callback(_background.discard)
@@ -573,7 +576,9 @@ def _mount_http_api() -> None:
     # (cors_allowed_origins=[]): check the Origin of each connection (same origin or listed).
     sio.eio.cors_allowed_origins = websocket_origin_check(settings.cors_origins)
     # /admin and /api/analytics: FAQ owners' analytics, for admins (faqbot/web/admin_access.py)
-    admin = default_admin_site(settings, lambda: holder.bot, ChainlitSignIn())
+    admin = default_admin_site(
+        settings, lambda: holder.bot, ChainlitSignIn(), database.engine if database else None
+    )
     api = create_api(
         lambda: holder.bot,
         limiter,

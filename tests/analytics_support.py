@@ -13,53 +13,21 @@ import json
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import (
-    Boolean,
-    Column,
-    Float,
-    Integer,
-    MetaData,
-    Table,
-    Text,
-)
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from faqbot.store.database import Database
+from faqbot.store.schema import elements as ELEMENTS
+from faqbot.store.schema import feedbacks as FEEDBACKS
+from faqbot.store.schema import steps as STEPS
+from faqbot.store.schema import threads as THREADS
+from faqbot.store.schema import turns as TURNS
+from faqbot.store.schema import users as USERS
+
 SEED_NOW = datetime(2026, 11, 30, 12, 0, 0)
-_md = MetaData()
-USERS = Table("users", _md, Column("id", Text, primary_key=True),
-              Column("identifier", Text, nullable=False, unique=True),
-              Column("metadata", Text, nullable=False), Column("createdAt", Text))  # fmt: skip
-THREADS = Table("threads", _md, Column("id", Text, primary_key=True), Column("createdAt", Text),
-                Column("name", Text), Column("userId", Text), Column("userIdentifier", Text),
-                Column("tags", Text), Column("metadata", Text))  # fmt: skip
-STEPS = Table("steps", _md, Column("id", Text, primary_key=True),
-              Column("name", Text, nullable=False), Column("type", Text, nullable=False),
-              Column("threadId", Text, nullable=False),
-              Column("parentId", Text), Column("streaming", Boolean, nullable=False),
-              Column("metadata", Text), Column("input", Text), Column("output", Text),
-              Column("createdAt", Text))  # fmt: skip
-ELEMENTS = Table("elements", _md, Column("id", Text, primary_key=True), Column("threadId", Text),
-                 Column("name", Text, nullable=False), Column("forId", Text))  # fmt: skip
-FEEDBACKS = Table("feedbacks", _md, Column("id", Text, primary_key=True),
-                  Column("forId", Text, nullable=False), Column("threadId", Text),
-                  Column("value", Integer, nullable=False), Column("comment", Text))  # fmt: skip
-TURNS = Table("faqbot_turns", _md, Column("id", Text, primary_key=True),
-              Column("thread_id", Text, nullable=False), Column("created_at", Text, nullable=False),
-              Column("face", Text, nullable=False), Column("user_identifier", Text),
-              Column("question", Text, nullable=False), Column("standalone_question", Text),
-              Column("answer", Text), Column("category", Text), Column("confidence", Float),
-              Column("routed_by", Text), Column("outcome", Text, nullable=False),
-              Column("fallback", Boolean, nullable=False), Column("entry_ids", Text),
-              Column("latency_ms", Integer), Column("prompt_tokens", Integer),
-              Column("completion_tokens", Integer), Column("cost_usd", Float))  # fmt: skip
-
-
-async def create_schema(engine: AsyncEngine) -> None:
-    async with engine.begin() as conn:
-        await conn.run_sync(_md.create_all)
 
 
 def stamp(moment: datetime) -> str:
@@ -324,32 +292,48 @@ def postgres_missing() -> str | None:
 async def open_backend(
     kind: str, tmp_path: Path
 ) -> tuple[AsyncEngine, Callable[[], Awaitable[None]]]:
-    """A fresh, empty database with the schema: a SQLite file, or a PostgreSQL schema of its own.
+    """A fresh database with the app's schema (faqbot.store creates it, as at start-up): a SQLite
+    file in `tmp_path`, or a PostgreSQL schema of its own (dropped by the clean-up).
 
-    Returns the engine and the clean-up (dispose; drop the PostgreSQL schema).
+    Returns the engine and the clean-up.
     """
     import pytest
     from sqlalchemy import text
     from sqlalchemy.ext.asyncio import create_async_engine
 
     if kind == "sqlite":
-        engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'faqbot.db'}")
-        await create_schema(engine)
-        return engine, engine.dispose
+        database = Database(make_url(f"sqlite+aiosqlite:///{tmp_path / 'faqbot.db'}"))
+        await database.ensure_schema()
+        return database.engine, database.dispose
     reason = postgres_missing()
     if reason:
         pytest.skip(reason)
     schema = f"analytics_{uuid.uuid4().hex[:12]}"
-    admin = create_async_engine(PG_URL)
-    async with admin.begin() as conn:
-        await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    engine = create_async_engine(PG_URL, connect_args={"server_settings": {"search_path": schema}})
-    await create_schema(engine)
+    database = Database(make_url(PG_URL), schema=schema)
+    await database.ensure_schema()
 
     async def cleanup() -> None:
-        await engine.dispose()
+        await database.dispose()
+        admin = create_async_engine(PG_URL)
         async with admin.begin() as conn:
             await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         await admin.dispose()
 
-    return engine, cleanup
+    return database.engine, cleanup
+
+
+def seed_data_dir(data_dir: Path, now: datetime | None = None) -> None:
+    """The app's default database (DATA_DIR/faqbot.db) with the standard conversations."""
+    import asyncio
+
+    async def run() -> None:
+        engine, cleanup = await open_backend("sqlite", data_dir)
+        try:
+            await seed(
+                engine, standard_conversations(), now or datetime.now(UTC).replace(tzinfo=None)
+            )
+        finally:
+            await cleanup()
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    asyncio.run(run())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sqlite3
 import subprocess
@@ -13,24 +12,12 @@ from pathlib import Path
 import pytest
 
 from faqbot.cli import main
-from tests.analytics_support import create_schema, seed, standard_conversations
+from tests.analytics_support import seed_data_dir
 from tests.conftest import ROOT
 
 
 def _seed(data_dir: Path) -> None:
-    from sqlalchemy.ext.asyncio import create_async_engine
-
-    async def run() -> None:
-        engine = create_async_engine(f"sqlite+aiosqlite:///{data_dir / 'faqbot.db'}")
-        try:
-            await create_schema(engine)
-            now = datetime.now(UTC).replace(tzinfo=None)
-            await seed(engine, standard_conversations(), now=now)
-        finally:
-            await engine.dispose()
-
-    data_dir.mkdir(parents=True, exist_ok=True)
-    asyncio.run(run())
+    seed_data_dir(data_dir)
 
 
 @pytest.fixture
@@ -92,7 +79,7 @@ def test_report_errors_are_one_clear_line(
     assert not (tmp_path / "empty" / "faqbot.db").exists()  # never created empty
     assert main(["report", "--since", "soon"]) == 1
     assert "invalid period 'soon'" in capsys.readouterr().err
-    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty").mkdir(exist_ok=True)  # (opening the database made the folder)
     sqlite3.connect(tmp_path / "empty" / "faqbot.db").close()  # a file without the tables
     assert main(["report"]) == 1
     assert capsys.readouterr().err.startswith("error: cannot read the database: ")

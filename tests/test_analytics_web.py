@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ from faqbot.ratelimit import RateLimiter
 from faqbot.web.admin_access import Viewer
 from faqbot.web.app import create_api, default_admin_site
 from faqbot.web.security import SecurityHeadersMiddleware
-from tests.analytics_support import create_schema, seed, standard_conversations
+from tests.analytics_support import seed_data_dir
 
 TOKEN = "an-admin-token-of-some-length"
 
@@ -36,21 +35,9 @@ class CookieSignIn:
         return Viewer(name, self.users[name]) if name in self.users else None
 
 
-async def _seed_data_dir(data_dir: Path) -> None:
-    from sqlalchemy.ext.asyncio import create_async_engine
-
-    engine = create_async_engine(f"sqlite+aiosqlite:///{data_dir / 'faqbot.db'}")
-    try:
-        await create_schema(engine)
-        await seed(engine, standard_conversations(), now=datetime.now(UTC).replace(tzinfo=None))
-    finally:
-        await engine.dispose()
-
-
 @pytest.fixture
-async def data_dir(tmp_path: Path) -> Path:
-    (tmp_path / "data").mkdir()
-    await _seed_data_dir(tmp_path / "data")
+def data_dir(tmp_path: Path) -> Path:
+    seed_data_dir(tmp_path / "data")
     return tmp_path / "data"
 
 

@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from faqbot.config import Settings
-
-DB_FILE = "faqbot.db"
+from faqbot.store.database import Database
 
 
 def open_engine(settings: Settings) -> AsyncEngine:
-    """An engine on DATABASE_URL, else on the default SQLite file in DATA_DIR."""
-    url = getattr(settings, "database_url", None)
-    if url is None:
-        return create_async_engine(
-            f"sqlite+aiosqlite:///{(Path(settings.data_dir) / DB_FILE).resolve()}"
-        )
-    return create_async_engine(url.get_secret_value())
+    """DATABASE_URL (in DATABASE_SCHEMA on PostgreSQL), else the SQLite file in DATA_DIR."""
+    return Database.from_settings(settings).engine

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import and_, case, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from faqbot.analytics.sql import feedbacks, turns
+from faqbot.store.schema import feedbacks, turns
 
 MAX_QUESTION_ROWS = 5000  # the most recent unanswered/low-confidence turns a report reads
 MAX_LATENCY_ROWS = 200_000

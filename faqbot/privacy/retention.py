@@ -18,8 +18,8 @@ from sqlalchemy import Delete, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from faqbot.analytics.queries import iso
-from faqbot.analytics.sql import elements, feedbacks, steps, threads, turns, users
 from faqbot.logs import get_logger
+from faqbot.store.schema import elements, feedbacks, steps, threads, turns, users
 
 log = get_logger("faqbot.privacy")
 BATCH = 500

@@ -12,6 +12,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from faqbot.config import Settings
 from faqbot.conversations import ConversationStore
@@ -77,12 +78,16 @@ def create_api(
 
 
 def default_admin_site(
-    settings: Settings, get_bot: BotGetter, sign_in: SignIn | None = None
+    settings: Settings,
+    get_bot: BotGetter,
+    sign_in: SignIn | None = None,
+    engine: AsyncEngine | None = None,
 ) -> AdminSite:
-    """The analytics over the database in settings; `sign_in` None = an app without sign-in."""
+    """The analytics over `engine` (default: the database in settings); `sign_in` None = an
+    app without sign-in."""
     from faqbot.analytics.engine import open_engine
 
-    return AdminSite(settings, get_bot, lambda: open_engine(settings), sign_in)
+    return AdminSite(settings, get_bot, lambda: engine or open_engine(settings), sign_in)
 
 
 def _cap_question_length(api: FastAPI, settings: Settings) -> None:
