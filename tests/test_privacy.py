@@ -147,7 +147,7 @@ _number = st.one_of(
 _harmless = st.lists(st.tuples(_word, _number).map(" ".join), max_size=6).map(" ".join)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150, deadline=None, derandomize=True)  # fixed examples in CI
 @given(before=_words, email=_emails, after=_words)
 def test_emails_are_masked(before: str, email: str, after: str) -> None:
     masked = mask_pii(f"{before} {email} {after}")
@@ -156,7 +156,7 @@ def test_emails_are_masked(before: str, email: str, after: str) -> None:
     assert masked == f"{before} {EMAIL_MASK} {after}"
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150, deadline=None, derandomize=True)  # fixed examples in CI
 @given(before=_words, phone=_phones, after=_words)
 def test_phone_numbers_are_masked(before: str, phone: str, after: str) -> None:
     masked = mask_pii(f"{before} {phone} {after}.")
@@ -164,13 +164,13 @@ def test_phone_numbers_are_masked(before: str, phone: str, after: str) -> None:
     assert not re.search(r"\d{3}", masked)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150, deadline=None, derandomize=True)  # fixed examples in CI
 @given(text_=_harmless)
 def test_text_without_contact_details_is_unchanged(text_: str) -> None:
     assert mask_pii(text_) == text_
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150, deadline=None, derandomize=True)  # fixed examples in CI
 @given(text_=st.text(max_size=200))
 def test_masking_is_idempotent_and_total(text_: str) -> None:
     once = mask_pii(text_)

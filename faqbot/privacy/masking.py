@@ -3,7 +3,7 @@
 Used on what faqbot stores of a user's words (questions, router inputs) and on every log event.
 Best effort and deliberately conservative about phone numbers: a run of 7 to 15 digits counts as
 one only when it is written like a phone number (a leading `+`, `00`, `0` or `(`; digit groups
-joined by dashes, dots or slashes; or, joined by spaces only, 9 digits or more in groups of at
+joined by dashes, dots or slashes; or, joined by spaces only, 10 digits or more in groups of at
 least 3), and dates, year ranges, times, prices, IP addresses and version numbers are left
 alone. Known limits: a number range such as `100-1000` is masked, and a 7-digit local number
 written with a space (`555 1234`) is not. Masking is idempotent: the
@@ -37,7 +37,7 @@ _DATE = re.compile(
     r"|(?:19|20)\d{2}\s?[-/]\s?(?:19|20)?\d{2})(?!\d)"
 )
 _IPV4 = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
-MIN_DIGITS, MAX_DIGITS, BARE_DIGITS = 7, 15, 9
+MIN_DIGITS, MAX_DIGITS, BARE_DIGITS = 7, 15, 10
 
 
 def _phone_or_keep(match: re.Match[str]) -> str:
