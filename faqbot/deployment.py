@@ -98,6 +98,32 @@ def weak_rate_limit(settings: Settings) -> DeploymentWarning | None:
     )
 
 
+def open_analytics(settings: Settings) -> DeploymentWarning | None:
+    if not settings.analytics_enabled or settings.auth_enabled or settings.admin_token:
+        return None
+    return DeploymentWarning(
+        "ANALYTICS_ENABLED",
+        "is on with sign-in off and no ADMIN_TOKEN: /admin and /api/analytics (visitors' "
+        "questions, unanswered ones included) are open to anyone who reaches the server",
+        "turn on sign-in (AUTH_USERS, AUTH_HEADER or a Chainlit OAuth provider) and name the "
+        "admins in ADMIN_USERS, or set ADMIN_TOKEN (16+ random characters), or "
+        "ANALYTICS_ENABLED=false",
+    )
+
+
+def exposed_auth_header(settings: Settings) -> DeploymentWarning | None:
+    if settings.auth_header is None or is_loopback_host(settings.host):
+        return None
+    return DeploymentWarning(
+        "AUTH_HEADER",
+        f"trusts the {settings.auth_header} request header as the signed-in user while "
+        f"HOST={settings.host}: whoever reaches the port without the proxy can send it and "
+        "sign in as anyone, an admin included",
+        "make the port reachable from the proxy only (HOST=127.0.0.1 with a local proxy, or a "
+        "private network) and have the proxy overwrite that header on every request",
+    )
+
+
 def debug_mode(settings: Settings) -> DeploymentWarning | None:
     if not settings.debug:
         return None
@@ -260,6 +286,8 @@ RULES: tuple[Rule, ...] = (
     no_client_budget,
     no_conversation_budget,
     unbounded_streams,
+    open_analytics,
+    exposed_auth_header,
     debug_mode,
     debug_logs,
     code_reload,

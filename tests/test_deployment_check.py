@@ -99,6 +99,8 @@ def test_hardened_settings_pass_even_strict(capsys: pytest.CaptureFixture[str]) 
         ({"SPEND_CLIENT_DAILY_TOKENS": "0"}, "SPEND_CLIENT_DAILY_TOKENS", "one client"),
         ({"SPEND_CONVERSATION_TOKENS": "0"}, "SPEND_CONVERSATION_TOKENS", "one conversation"),
         ({"MAX_STREAMS_PER_CLIENT": "0"}, "MAX_STREAMS_PER_CLIENT", "no cap"),
+        ({"ANALYTICS_ENABLED": "true"}, "ANALYTICS_ENABLED", "open to anyone"),
+        ({"AUTH_HEADER": "X-Forwarded-User"}, "AUTH_HEADER", "sign in as anyone"),
     ],
 )
 def test_each_unsafe_setting_gets_one_line_naming_it(
@@ -126,6 +128,9 @@ def test_each_unsafe_setting_gets_one_line_naming_it(
         {"EMBEDDINGS_BASE_URL": "http://embed.internal/v1"},  # not used: EMBEDDINGS=bundled
         {"REDIS_URL": "", "CONVERSATION_SECRET": ""},  # one replica: the per-process secret
         {"RATE_LIMIT_REQUESTS": "1000", "RATE_LIMIT_WINDOW": "3600"},  # 17/min
+        # analytics behind a token, or behind sign-in (ANALYTICS_ENABLED is then moot)
+        {"ANALYTICS_ENABLED": "true", "ADMIN_TOKEN": "an-admin-token-of-24-chars"},
+        {"ANALYTICS_ENABLED": "true", "AUTH_HEADER": "X-Forwarded-User", "HOST": "127.0.0.1"},
         # offline (no key): nothing to spend, budgets do not matter
         {
             "OPENAI_API_KEY": "",
