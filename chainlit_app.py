@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections import OrderedDict
 from typing import Any
 
@@ -684,11 +685,41 @@ def _release_chat_context_on_delete() -> None:
     WebsocketSession.delete = delete_and_forget  # type: ignore[method-assign]
 
 
+class _TickClock:
+    """Stands in for the `time` module inside chainlit.step and chainlit.message."""
+
+    @staticmethod
+    def sleep(seconds: float) -> None:
+        """Wait for the clock's next microsecond instead of blocking the event loop `seconds`."""
+        until = time.time_ns() + 1_000
+        while time.time_ns() < until:
+            pass
+
+
+def _unblock_step_creation() -> None:
+    """Create Chainlit steps and messages without stopping the server for a millisecond each.
+
+    Chainlit 2.12's `Step.__init__` and `Message.__init__` call `time.sleep(0.001)` (blocking, in
+    the event loop), apparently so that back-to-back objects get distinct `created_at` stamps
+    (ISO strings with microseconds). Each question creates four of them (user message, run step,
+    Router step, answer), so every question stopped all sessions for 4+ ms, far more on a busy
+    machine (profiled under load: the largest single cost of the socket.io path; bench/RESULTS.md
+    "Load"). The stand-in waits only until the clock's microsecond changes, which keeps the
+    stamps distinct and ordered.
+    """
+    import importlib
+
+    # import_module: `import chainlit.step as m` would give the `chainlit.step` decorator
+    for name in ("chainlit.step", "chainlit.message"):
+        setattr(importlib.import_module(name), "time", _TickClock)  # noqa: B010
+
+
 if not getattr(_kept, "faqbot_installed", False):  # once per server: Starlette refuses
     _mount_http_api()  # middleware once it serves, and the patches must not stack
     _patch_ui()
     _install_session_config()
     _release_chat_context_on_delete()
+    _unblock_step_creation()
     _kept.faqbot_installed = True
 _kept.faqbot_holder, _kept.faqbot_limiter, _kept.faqbot_tasks = holder, limiter, _background
 _kept.faqbot_streams = streams

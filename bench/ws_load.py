@@ -22,79 +22,30 @@ import asyncio
 import contextlib
 import statistics
 import sys
-import time
-from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.e2e_support import ChatClient, chainlit_server, loopback_address, server_log
+from ws_sessions import Round
+from ws_sessions import run_round as run_sessions
 
-QUESTIONS = (
-    "Do you offer discounts?",
-    "How do I reset my password?",
-    "What payment methods do you accept?",
-    "Can I cancel my subscription?",
-    "Where is my order?",
-)
-
-
-RATE_LIMITED = "You're sending messages too quickly"
+from tests.e2e_support import chainlit_server, server_log
 
 
 @dataclass
-class Round:
-    sessions: int
-    ok: int = 0
-    failures: Counter[str] = field(default_factory=Counter)
-    connect_s: list[float] = field(default_factory=list)
-    answer_s: list[float] = field(default_factory=list)
-    wall_s: float = 0.0
+class Result:
+    round: Round
     recursion_errors: int | None = None
-    examples: dict[str, str] = field(default_factory=dict)
 
 
-def _kind(exc: BaseException) -> str:
-    text = str(exc)
-    if "connection_successful" in text:
-        return "no task_end after connect"
-    if "no task_end" in text:
-        return "no task_end after question"
-    name = type(exc).__name__
-    return f"{name}: {text[:60]}" if text else name
-
-
-async def one_session(url: str, i: int, args: argparse.Namespace, result: Round) -> None:
-    addr = None if args.same_addr else loopback_address(i)
-    chat = ChatClient(url, local_addr=addr, connect_timeout=args.timeout)
-    started = time.monotonic()
-    try:
-        async with chat:
-            result.connect_s.append(time.monotonic() - started)
-            for q in range(args.questions):
-                turn = await chat.ask(QUESTIONS[(i + q) % len(QUESTIONS)], wait_s=args.timeout)
-                if turn.errors:
-                    raise RuntimeError(f"server error message: {turn.errors[0][:60]}")
-                if not turn.reply:
-                    raise RuntimeError("no assistant reply")
-                if RATE_LIMITED in turn.reply:
-                    raise RuntimeError("rate limited")
-                result.answer_s.append(turn.elapsed_s)
-        result.ok += 1
-    except Exception as exc:
-        kind = _kind(exc)
-        result.failures[kind] += 1
-        result.examples.setdefault(kind, str(exc)[:300])
-
-
-async def run_round(url: str, n: int, args: argparse.Namespace, own: bool) -> Round:
-    result = Round(n)
+async def run_round(url: str, n: int, args: argparse.Namespace, own: bool) -> Result:
     before = server_log(url, tail=10**9).count("RecursionError") if own else 0
-    started = time.monotonic()
-    await asyncio.gather(*(one_session(url, i, args, result) for i in range(n)))
-    result.wall_s = time.monotonic() - started
+    r = await run_sessions(
+        url, n, questions=args.questions, wait_s=args.timeout, same_addr=args.same_addr
+    )
+    result = Result(r)
     if own:
         await asyncio.sleep(0.5)  # let the server flush its log
         result.recursion_errors = server_log(url, tail=10**9).count("RecursionError") - before
@@ -108,10 +59,11 @@ def _ms(values: list[float], q: float) -> str:
     return f"{ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000:.0f}"
 
 
-def report(r: Round) -> str:
+def report(res: Result) -> str:
+    r = res.round
     fails = sum(r.failures.values())
     p50c = f"{statistics.median(r.connect_s) * 1000:.0f}" if r.connect_s else "-"
-    rec = "-" if r.recursion_errors is None else str(r.recursion_errors)
+    rec = "-" if res.recursion_errors is None else str(res.recursion_errors)
     line = (
         f"{r.sessions:>8} {r.ok:>4} {fails:>5}  connect p50/p95/max {p50c}/"
         f"{_ms(r.connect_s, 0.95)}/{_ms(r.connect_s, 1.0)} ms  answer p50/p95/max "
@@ -156,10 +108,10 @@ async def main() -> int:
         print(f"{'sessions':>8} {'ok':>4} {'fail':>5}")
         for n in args.sessions:
             for _ in range(args.repeat):
-                r = await run_round(url, n, args, own)
-                failed += sum(r.failures.values())
-                print(report(r), flush=True)
-                for kind, example in r.examples.items():
+                res = await run_round(url, n, args, own)
+                failed += sum(res.round.failures.values())
+                print(report(res), flush=True)
+                for kind, example in res.round.examples.items():
                     print(f"{'':>14}e.g. {kind}: {example[:200]!r}")
                 await asyncio.sleep(1.0)  # let disconnects settle between rounds
         if args.show_log and own:
