@@ -66,10 +66,15 @@ class _Deadline:
         remaining = self.at - time.monotonic()
         if remaining <= 0:
             raise LLMTimeoutError("LLM time budget exhausted")
+        # asyncio.timeout, not wait_for: no task per awaited token (profiled, bench/RESULTS.md)
+        timeout = asyncio.timeout(remaining)
         try:
-            return await asyncio.wait_for(awaitable, remaining)
+            async with timeout:
+                return await awaitable
         except TimeoutError:
-            raise LLMTimeoutError("LLM time budget exhausted") from None
+            if timeout.expired():
+                raise LLMTimeoutError("LLM time budget exhausted") from None
+            raise
 
 
 def _zones(settings: Settings, default: Zones) -> Zones:

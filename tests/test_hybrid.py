@@ -220,6 +220,21 @@ def test_category_filter_in_hybrid_search(german: HybridRetriever) -> None:
     assert nothing.confidence == 0.0
 
 
+def test_kept_scores_give_the_same_results_as_a_fresh_search(kb: Any) -> None:
+    """A question's scores are kept for the next searches of the same answer (local routing,
+    grounding, confidence): every search, in any order and with any filter, equals the one a
+    fresh retriever makes."""
+    embedder = HashEmbedder(synonyms=GERMAN)
+    kept = hybrid_over(kb.entries, embedder)
+    asks = [
+        (REFUND, None, 1), (REFUND, "labs", 10), (RAW_DATA, "labs", 3), (REFUND, "sales", 5),
+        (RAW_DATA, None, 5), (REFUND, None, 1), ("refund", "sales", 2),
+    ]  # fmt: skip
+    for question, category, k in asks:
+        fresh = hybrid_over(kb.entries, embedder).search(question, k=k, category=category)
+        assert kept.search(question, k=k, category=category) == fresh
+
+
 @pytest.mark.parametrize(
     "query",
     [

@@ -43,6 +43,16 @@ from faqbot.errors import (
 from faqbot.events import Usage
 from faqbot.llm.protocol import Message, ToolCall, ToolCompletion
 
+# A streamed chunk as the JSON object the provider sent (`{"choices": [{"delta": ...,
+# "finish_reason": ...}], "usage": ...}`), not the SDK's typed `ChatCompletionChunk`: building
+# those (and transforming the request's params) was the largest cost of a zero-latency answer
+# (profiled, bench/RESULTS.md "Load"). Requests still go through the SDK's client (auth,
+# retries, timeouts, status errors, SSE parsing, `APIConnectionError` on a torn stream):
+# `post(..., cast_to=object)` is its documented way to a raw body.
+Chunk = dict[str, Any]
+_STREAM: type[openai.AsyncStream[Chunk]] = openai.AsyncStream[object]  # type: ignore[assignment]
+_AUTH: openai.RequestOptions = {"security": {"bearer_auth": True}}
+
 
 def price_usage(
     model: str, prompt: int, completion: int, table: Mapping[str, tuple[float, float]]
@@ -123,12 +133,12 @@ def _translate(exc: Exception) -> NoReturn:
     raise LLMProtocolError(f"LLM stream failed: {type(exc).__name__}: {exc}") from exc
 
 
-def _has_output(chunk: Any) -> bool:
+def _has_output(chunk: Chunk) -> bool:
     """Does this chunk carry model output (text, a tool call, a finish)? A bare role chunk or a
     usage chunk does not: some servers send those before the model has produced anything."""
-    for choice in chunk.choices or ():
-        delta = choice.delta
-        if delta.content or delta.tool_calls or choice.finish_reason is not None:
+    for choice in chunk.get("choices") or ():
+        delta = choice.get("delta") or {}
+        if delta.get("content") or delta.get("tool_calls") or choice.get("finish_reason"):
             return True
     return False
 
@@ -159,26 +169,32 @@ class OpenAIChatModel:
         self.first_token_s = first_token_s
         self.stall_s = stall_s
 
-    def _usage(self, raw: Any) -> Usage:
-        if raw is None:
-            return Usage()
-        return price_usage(
-            self.name, int(raw.prompt_tokens or 0), int(raw.completion_tokens or 0), self.prices
-        )
+    def _usage(self, raw: dict[str, Any]) -> Usage:
+        prompt, completion = raw.get("prompt_tokens"), raw.get("completion_tokens")
+        return price_usage(self.name, int(prompt or 0), int(completion or 0), self.prices)
 
-    async def _stream(self, messages: Sequence[Message], **extra: Any) -> Any:
-        create: Any = self.client.chat.completions.create  # SDK overloads are too narrow here
-        return await create(
-            model=self.name,
-            messages=list(messages),
-            temperature=self.temperature,
-            max_tokens=self.max_tokens,
-            stream=True,
-            stream_options={"include_usage": True},
+    async def _stream(self, messages: Sequence[Message], **extra: Any) -> openai.AsyncStream[Chunk]:
+        body = {
+            "model": self.name,
+            "messages": list(messages),
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            "stream": True,
+            "stream_options": {"include_usage": True},
             **extra,
+        }
+        return await self.client.post(
+            "/chat/completions",
+            body=body,
+            cast_to=object,
+            options=_AUTH,
+            stream=True,
+            stream_cls=_STREAM,
         )
 
-    async def _chunks(self, messages: Sequence[Message], **extra: Any) -> AsyncGenerator[Any, None]:
+    async def _chunks(
+        self, messages: Sequence[Message], **extra: Any
+    ) -> AsyncGenerator[Chunk, None]:
         """The stream's chunks; LLMTimeoutError when the provider stays silent too long.
 
         The first-token clock starts with the call, so it covers connecting, the SDK's retries,
@@ -218,21 +234,23 @@ class OpenAIChatModel:
             chunks = self._chunks(messages, tools=list(tools), tool_choice="auto")
             async with contextlib.aclosing(chunks):
                 async for chunk in chunks:
-                    if chunk.usage is not None:
-                        usage = self._usage(chunk.usage)
-                    if not chunk.choices:
+                    if chunk.get("usage"):
+                        usage = self._usage(chunk["usage"])
+                    if not chunk.get("choices"):
                         continue
                     saw_choice = True
-                    delta = chunk.choices[0].delta
-                    if delta.content:
-                        text.append(delta.content)
-                    for call in delta.tool_calls or []:
-                        slot = parts.setdefault(call.index, {"id": "", "name": "", "arguments": ""})
-                        if call.id:
-                            slot["id"] = call.id
-                        if call.function is not None:
-                            slot["name"] += call.function.name or ""
-                            slot["arguments"] += call.function.arguments or ""
+                    delta = chunk["choices"][0].get("delta") or {}
+                    if delta.get("content"):
+                        text.append(delta["content"])
+                    for call in delta.get("tool_calls") or []:
+                        slot = parts.setdefault(
+                            call["index"], {"id": "", "name": "", "arguments": ""}
+                        )
+                        if call.get("id"):
+                            slot["id"] = call["id"]
+                        function = call.get("function") or {}
+                        slot["name"] += function.get("name") or ""
+                        slot["arguments"] += function.get("arguments") or ""
         except Exception as exc:
             _translate(exc)
         if not saw_choice:
@@ -252,14 +270,15 @@ class OpenAIChatModel:
             chunks = self._chunks(messages)
             async with contextlib.aclosing(chunks):
                 async for chunk in chunks:
-                    if chunk.usage is not None:
-                        usage_sink.append(self._usage(chunk.usage))
-                    if not chunk.choices:
+                    if chunk.get("usage"):
+                        usage_sink.append(self._usage(chunk["usage"]))
+                    if not chunk.get("choices"):
                         continue
-                    choice = chunk.choices[0]
-                    if choice.delta.content:
-                        yield choice.delta.content
-                    if choice.finish_reason is not None:
+                    choice = chunk["choices"][0]
+                    content = (choice.get("delta") or {}).get("content")
+                    if content:
+                        yield content
+                    if choice.get("finish_reason"):
                         finished = True
         except Exception as exc:
             _translate(exc)
