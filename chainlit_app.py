@@ -23,7 +23,7 @@ from faqbot.errors import FaqBotError, InputError, RateLimitedError
 from faqbot.events import Done, Fallback, RouteDecided, Source, Token, TurnResult
 from faqbot.logs import configure_logging, get_logger
 from faqbot.passwords import verify_password
-from faqbot.privacy.stored import MaskingStore, mask_data_layer
+from faqbot.privacy.stored import MaskingStore, delete_whole_threads, mask_data_layer
 from faqbot.ratelimit import RateLimiter
 from faqbot.reload import BotHolder, watch_knowledge
 from faqbot.render import (
@@ -82,8 +82,10 @@ database = Database.from_settings(settings) if settings.persistence else None
 data_layer = FaqbotDataLayer(database) if database is not None else None
 _Store = MaskingStore if settings.mask_pii else Store  # MASK_PII: users' words masked when stored
 store = _Store(data_layer.database, data_layer.failure_count) if data_layer is not None else None
-if data_layer is not None and settings.mask_pii:
-    mask_data_layer(data_layer)
+if data_layer is not None:
+    delete_whole_threads(data_layer, data_layer.database.engine)  # with faqbot's turn rows
+    if settings.mask_pii:
+        mask_data_layer(data_layer)
 
 
 @cl.data_layer

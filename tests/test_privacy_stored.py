@@ -125,3 +125,27 @@ async def test_mask_pii_masks_what_chainlit_stores(database: Database) -> None:
     assert steps["assistant_message"][1] == "Write to support@lablens.example"  # answers kept
     assert await _rows(database, "SELECT name FROM threads") == [("Contact [email]",)]
     assert await _rows(database, "SELECT comment FROM feedbacks") == [("call [phone]",)]
+
+
+async def test_a_thread_deleted_through_chainlit_takes_its_turn_rows(database: Database) -> None:
+    """The history sidebar's delete: Chainlit's delete_thread, plus faqbot's own rows."""
+    from chainlit.context import init_http_context
+
+    from faqbot.privacy.stored import delete_whole_threads
+    from faqbot.store.chainlit_layer import FaqbotDataLayer
+    from tests.analytics_support import Conversation, T, seed
+
+    init_http_context()
+    layer = FaqbotDataLayer(database)
+    delete_whole_threads(layer, database.engine)
+    gone, kept = Conversation("erin", [T("Delete me?")]), Conversation("erin", [T("Keep me?")])
+    await seed(database.engine, [gone, kept])
+    await layer.delete_thread(gone.id)
+    for table, column in (
+        ("threads", "id"),
+        ("steps", '"threadId"'),
+        ("faqbot_turns", "thread_id"),
+        ("elements", '"threadId"'),
+    ):
+        rows = await _rows(database, f"SELECT DISTINCT {column} FROM {table}")
+        assert rows == [(kept.id,)], table

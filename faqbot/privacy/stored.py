@@ -13,7 +13,10 @@ import dataclasses
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from faqbot.privacy.masking import mask_pii
+from faqbot.privacy.retention import delete_threads
 from faqbot.store.turns import FeedbackResult, Store, TurnRecord
 
 ANSWER_STEP = "assistant_message"
@@ -86,3 +89,17 @@ def mask_data_layer(layer: Any) -> None:
 
     layer.create_step, layer.update_step = create, update
     layer.update_thread, layer.upsert_feedback = thread, feedback
+
+
+def delete_whole_threads(layer: Any, engine: AsyncEngine) -> None:
+    """A thread deleted through Chainlit (the history sidebar) goes with faqbot's turn rows:
+    Chainlit's own `delete_thread` knows only its tables, and would leave the questions behind
+    in `faqbot_turns`."""
+    delete_thread: Callable[[str], Awaitable[Any]] = layer.delete_thread
+
+    async def delete(thread_id: str) -> Any:
+        result = await delete_thread(thread_id)
+        await delete_threads(engine, [thread_id])
+        return result
+
+    layer.delete_thread = delete
