@@ -162,3 +162,17 @@ async def test_a_missing_database_is_a_503(make_settings: Any, tmp_path: Path) -
         assert response.status_code == 503
         assert response.json()["error_code"] == "DATABASE_UNAVAILABLE"
         assert (await client.get("/admin")).status_code == 503
+
+
+def test_deployment_check_warns_about_open_analytics(make_settings: Any) -> None:
+    from faqbot.deployment import check_deployment
+
+    def flagged(**values: Any) -> bool:
+        return "ANALYTICS_ENABLED" in {
+            w.variable for w in check_deployment(make_settings(**values))
+        }
+
+    assert flagged(analytics_enabled=True)
+    assert not flagged()
+    assert not flagged(analytics_enabled=True, admin_token=TOKEN)
+    assert not flagged(analytics_enabled=True, auth_header="X-Forwarded-User")
