@@ -278,18 +278,6 @@ def long_questions(settings: Settings) -> DeploymentWarning | None:
     )
 
 
-def open_analytics(settings: Settings) -> DeploymentWarning | None:
-    if not settings.analytics_enabled or settings.admin_token or settings.auth_enabled:
-        return None
-    return DeploymentWarning(
-        "ANALYTICS_ENABLED",
-        "is true without sign-in or ADMIN_TOKEN: anyone who reaches the server can read /admin "
-        "and /api/analytics, which show what users typed (unless Chainlit OAuth sign-in is on)",
-        "set ADMIN_TOKEN (python -c 'import secrets; print(secrets.token_urlsafe(32))'), or "
-        "turn sign-in on and list the admins in ADMIN_USERS",
-    )
-
-
 RULES: tuple[Rule, ...] = (
     open_cors,
     development_origins,
@@ -309,7 +297,6 @@ RULES: tuple[Rule, ...] = (
     cleartext_llm,
     cleartext_embeddings,
     long_questions,
-    open_analytics,
 )
 
 
