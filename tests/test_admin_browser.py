@@ -1,4 +1,6 @@
-"""The /admin page in headless Chromium on a real `chainlit run` (issue 12: charts rendered)."""
+"""/admin and /api/analytics on a real `chainlit run` with password sign-in (issue 12): the page's
+charts render in headless Chromium; a signed-in admin (ADMIN_USERS) gets the report, another
+user 403, no session 401, and the ADMIN_TOKEN works without a session."""
 
 from __future__ import annotations
 
@@ -6,11 +8,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from faqbot.passwords import MIN_ITERATIONS, hash_password
+from tests.analytics_support import seed_data_dir
 from tests.browser_support import ARTIFACTS, browser_page
 from tests.e2e_support import chainlit_server, server_logs_on_failure
-from tests.test_analytics_cli import _seed
 
 pytestmark = [pytest.mark.browser, pytest.mark.chainlit]
 TOKEN = "browser-admin-token-0123456789"
@@ -24,8 +28,18 @@ def _server_logs(request: pytest.FixtureRequest) -> Iterator[None]:
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     data_dir = tmp_path_factory.mktemp("admin") / "data"
-    _seed(data_dir)
-    env = {"DATA_DIR": str(data_dir), "ANALYTICS_ENABLED": "true", "ADMIN_TOKEN": TOKEN}
+    seed_data_dir(data_dir)
+    users = ",".join(
+        f"{name}:{hash_password(name + '-pw', iterations=MIN_ITERATIONS)}"
+        for name in ("alice", "bob")
+    )
+    env = {
+        "DATA_DIR": str(data_dir),
+        "AUTH_USERS": users,
+        "CHAINLIT_AUTH_SECRET": "a-test-secret-for-signing-chainlit-sessions-0123456789",
+        "ADMIN_USERS": "alice",
+        "ADMIN_TOKEN": TOKEN,
+    }
     with chainlit_server(env) as url:
         yield url
 
@@ -62,3 +76,37 @@ def test_admin_page_renders_its_charts(app_url: str) -> None:
         page.screenshot(path=str(shot), full_page=True)
         assert Path(shot).stat().st_size > 10_000
         assert problems == []  # no CSP violation, nothing failed to load
+
+
+def _signed_in(url: str, name: str) -> httpx.Client:
+    client = httpx.Client(base_url=url, timeout=30)
+    response = client.post("/login", data={"username": name, "password": f"{name}-pw"})
+    assert response.status_code == 200, response.text
+    assert any(c.startswith("access_token") for c in client.cookies), client.cookies
+    return client
+
+
+def _statuses(client: httpx.Client, **headers: str) -> tuple[int, int]:
+    api = client.get("/api/analytics", headers=headers)
+    page = client.get("/admin", headers=headers)
+    return api.status_code, page.status_code
+
+
+def test_only_admins_see_the_analytics(app_url: str) -> None:
+    with httpx.Client(base_url=app_url, timeout=30) as anonymous:
+        assert _statuses(anonymous) == (401, 401)
+        assert _statuses(anonymous, authorization="Bearer wrong-token-wrong-token") == (401, 401)
+        assert _statuses(anonymous, authorization=f"Bearer {TOKEN}") == (200, 200)
+    bob = _signed_in(app_url, "bob")
+    try:
+        assert _statuses(bob) == (403, 403)
+    finally:
+        bob.close()
+    alice = _signed_in(app_url, "alice")
+    try:
+        assert _statuses(alice) == (200, 200)
+        report = alice.get("/api/analytics?since=30d").json()
+        assert report["unanswered"][0]["count"] == 3
+        assert 'id="chart-daily"' in alice.get("/admin").text
+    finally:
+        alice.close()
