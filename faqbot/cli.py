@@ -1,4 +1,5 @@
-"""Command line: `python -m faqbot check|ask|eval|serve|report|delete-user|retention`."""
+"""Command line: `python -m faqbot
+check|ask|eval|serve|report|delete-user|retention|hash-password`."""
 
 from __future__ import annotations
 
@@ -235,6 +236,27 @@ def _add_data_commands(sub: Any) -> None:
     retention.set_defaults(func=_cmd_retention)
 
 
+def _cmd_hash_password(args: argparse.Namespace) -> int:
+    """Print `name:hash` for AUTH_USERS; the password comes from a prompt or from stdin."""
+    from getpass import getpass
+
+    from faqbot.passwords import hash_password
+
+    if sys.stdin.isatty():
+        password = getpass("Password: ")
+        if getpass("Again: ") != password:
+            print("error: the passwords differ", file=sys.stderr)
+            return 1
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        print("error: the password is empty", file=sys.stderr)
+        return 1
+    encoded = hash_password(password)
+    print(f"{args.user}:{encoded}" if args.user else encoded)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m faqbot", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -268,12 +290,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     srv.set_defaults(func=_cmd_serve)
     _add_data_commands(sub)
+    hp = sub.add_parser(
+        "hash-password",
+        help="hash a password for AUTH_USERS (prompted, or read from stdin)",
+        description="Print the PBKDF2 hash of a password (asked twice, or one line of stdin) "
+        "for AUTH_USERS; with --user NAME, the whole `NAME:hash` entry.",
+    )
+    hp.add_argument("--user", help="print NAME:hash, an AUTH_USERS entry")
+    hp.set_defaults(func=_cmd_hash_password)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; problems print as one clear line and exit non-zero."""
     args = build_parser().parse_args(argv)
+    if args.command == "hash-password":  # needs no settings (they may be what is being fixed)
+        return int(args.func(args))
     try:
         settings = load_settings()
         if args.command != "serve":  # the app configures its own logging (LOG_LEVEL/LOG_FORMAT)

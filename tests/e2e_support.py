@@ -207,9 +207,27 @@ class Turn:
         return str(replies[-1].get("output", "")) if replies else ""
 
     @property
+    def thread_id(self) -> str:
+        """The thread (conversation) the messages of this turn were stored in."""
+        ids = {str(m.get("threadId")) for m in self.messages + self.steps if m.get("threadId")}
+        assert len(ids) == 1, ids
+        return ids.pop()
+
+    @property
     def errors(self) -> list[str]:
         """Chainlit's own error messages (an exception escaped the app's handler)."""
         return [str(m.get("output")) for m in self.messages if m.get("isError")]
+
+
+async def sign_in(url: str, username: str, password: str) -> dict[str, str]:
+    """Password sign-in as the UI does (POST /login); the headers that carry the session."""
+    import httpx
+
+    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+        resp = await http.post("/login", data={"username": username, "password": password})
+    resp.raise_for_status()
+    cookies = "; ".join(f"{k}={v}" for k, v in resp.cookies.items())
+    return {"Cookie": cookies}
 
 
 class ChatClient:
@@ -223,12 +241,18 @@ class ChatClient:
         local_addr: str | None = None,
         headers: dict[str, str] | None = None,
         connect_timeout: float = 10.0,
+        thread_id: str = "",
     ) -> None:
         """`local_addr` binds the client's side of the connection to that address (e.g.
         "127.0.0.2": the server sees another client IP); `headers` go with the websocket
-        handshake (e.g. X-Forwarded-For, as a proxy would add)."""
+        handshake (e.g. X-Forwarded-For, as a proxy would add, or the `Cookie` of
+        `sign_in`); `thread_id` resumes that stored thread (as the sidebar does; sign-in on):
+        `resumed` then holds the thread the server sent back, or the error it gave."""
         self.url = url
         self.client_type = client_type
+        self.thread_id = thread_id
+        self.resumed: Any = None
+        self._resume_done = asyncio.Event()
         self.session_id = str(uuid.uuid4())
         self.local_addr = local_addr
         self.headers = dict(headers or {})
@@ -247,6 +271,9 @@ class ChatClient:
     async def _on_event(self, event: str, data: Any = None) -> None:
         turn = self._turn
         turn.events.append(event)
+        if event in ("resume_thread", "resume_thread_error"):
+            self.resumed = data
+            self._resume_done.set()
         if event in ("new_message", "update_message") and isinstance(data, dict):
             if data.get("type") == "tool":
                 turn.steps.append(data)
@@ -302,7 +329,14 @@ class ChatClient:
         self._done.clear()
         # The server answers connection_successful with a bare task_end, then runs
         # on_chat_start as a task (task_start, its run step, task_end): wait for that end.
+        # A resumed thread runs on_chat_resume instead and sends the thread back.
         await self.sio.emit("connection_successful")
+        if self.thread_id:
+            try:
+                await asyncio.wait_for(self._resume_done.wait(), self.connect_timeout)
+            except TimeoutError:
+                raise AssertionError(f"thread not resumed: {self._turn.events}") from None
+            return
         await self._wait_task_end(self.connect_timeout, "connection_successful (on_chat_start)")
 
     async def reconnect(self) -> None:
@@ -326,7 +360,7 @@ class ChatClient:
             auth={
                 "sessionId": self.session_id,
                 "clientType": self.client_type,
-                "threadId": "",
+                "threadId": self.thread_id,
                 "userEnv": "{}",
                 "chatProfile": PROFILE,
             },
