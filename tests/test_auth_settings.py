@@ -41,7 +41,7 @@ def test_auth_users_take_hashes_and_refuse_plain_passwords(make_settings: Any) -
     assert verify_password("b", settings.auth_users["bob"].get_secret_value())
     assert settings.auth_enabled
     assert "pbkdf2" not in repr(settings)  # hashes are kept as secrets, never printed
-    with pytest.raises(ConfigError, match="AUTH_USERS.*alice.*hash-password"):
+    with pytest.raises(ConfigError, match=r"AUTH_USERS.*alice.*hash-password"):
         make_settings(auth_users="alice:hunter2")
     assert not make_settings().auth_enabled
     assert make_settings(auth_header="X-Forwarded-User").auth_enabled
