@@ -71,12 +71,13 @@ class ConversationSigner:
         return f"ConversationSigner(per_process={self.per_process})"
 
     def token(self, conversation_id: str) -> str:
-        mac = hmac.new(self._key, conversation_id.encode("utf-8"), hashlib.sha256).digest()
+        raw = conversation_id.encode("utf-8", "surrogatepass")  # any str: never raises
+        mac = hmac.new(self._key, raw, hashlib.sha256).digest()
         return TOKEN_PREFIX + base64.urlsafe_b64encode(mac).rstrip(b"=").decode("ascii")
 
     def verify(self, conversation_id: str, token: str | None) -> bool:
         """Is `token` the one this server issued for `conversation_id`? (Constant time.)"""
-        if not token:
+        if not token or not token.isascii():  # compare_digest raises on non-ASCII text
             return False
         return hmac.compare_digest(self.token(conversation_id), token)
 

@@ -21,9 +21,10 @@ from httpx_sse import EventSource
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from faqbot.conversations import ConversationStore
+from faqbot.conversations import ConversationSigner, ConversationStore
 from faqbot.errors import InputError
 from faqbot.factory import build_bot
+from faqbot.knowledge.ids import ENTRY_ID_PATTERN, entry_id
 from faqbot.ratelimit import RateLimiter
 from faqbot.validation import EMPTY_QUESTION, clean_question, too_long
 from faqbot.web.app import create_api
@@ -307,3 +308,35 @@ def test_one_frame_is_one_event_line_and_one_data_line(name: str, data: Any) -> 
     assert lines[0] == f"event: {name}"
     assert len(lines) == 2
     assert lines[1].startswith("data: ")
+
+
+# --- Properties: conversation tokens and entry ids ------------------------------------------------
+
+
+@FUZZ
+@given(conversation_id=any_text, other=any_text, token=st.none() | any_text, secret=st.binary())
+@example(conversation_id="c1", other="c2", token="v1.\u00e9\u00e9", secret=b"")
+def test_a_token_verifies_for_its_own_id_only(
+    conversation_id: str, other: str, token: str | None, secret: bytes
+) -> None:
+    signer = ConversationSigner(secret or None)
+    issued = signer.token(conversation_id)
+    assert re.fullmatch(r"v1\.[A-Za-z0-9_-]{43}", issued)
+    assert signer.verify(conversation_id, issued) is True
+    assert signer.verify(other, issued) is (other == conversation_id)
+    assert signer.verify(conversation_id, token) is (token == issued)  # never raises
+    tampered = issued[:-1] + ("A" if issued[-1] != "A" else "B")
+    assert signer.verify(conversation_id, tampered) is False
+    assert ConversationSigner(b"another secret").verify(conversation_id, issued) is False
+
+
+@FUZZ
+@given(
+    category=st.from_regex(r"[a-z][a-z0-9_]{0,39}", fullmatch=True),
+    question=st.text(alphabet=st.characters(exclude_categories=("Cs",)), max_size=300),
+)
+def test_generated_entry_ids_are_valid_ids(category: str, question: str) -> None:
+    eid = entry_id(category, question)
+    assert re.match(ENTRY_ID_PATTERN, eid), eid
+    assert eid.startswith(category + "-")
+    assert entry_id(category, question) == eid  # stable
