@@ -16,6 +16,7 @@ import structlog
 from chainlit.oauth_providers import get_configured_oauth_providers
 from starlette.requests import HTTPConnection
 
+from faqbot.coalesce import coalesce_tokens
 from faqbot.config import get_settings
 from faqbot.contact import support_contact
 from faqbot.domain import ChatTurn
@@ -361,7 +362,10 @@ async def _answer(message: cl.Message, spender: Spender) -> None:
         if bot is None:
             await _reply(UNAVAILABLE)
             return
-        stream = bot.answer(message.content, history, brief=brief, spender=spender)
+        stream = coalesce_tokens(
+            bot.answer(message.content, history, brief=brief, spender=spender),
+            settings.ui_token_interval_ms / 1000,
+        )
         async for event in stream:
             if isinstance(event, RouteDecided):
                 routed_by = event.via

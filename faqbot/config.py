@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     # Skip the router call when hybrid retrieval is confident (answer zone) and the question is
     # not a follow-up: one LLM round trip instead of two, and a cached answer needs none.
     local_routing: bool = True
+    # The chat UI sends an answer's first words at once, then joins the words arriving within
+    # this many ms into one socket.io message (faqbot.coalesce): a fast model's word-per-packet
+    # stream was most of the server's work under load. 0 = one message per token.
+    ui_token_interval_ms: int = Field(default=40, ge=0, le=1000)
     circuit_failure_threshold: int = Field(default=3, ge=1, le=100)
     circuit_reset_seconds: float = Field(default=30.0, gt=0, le=3600)
     answer_cache_ttl: float = Field(default=600.0, ge=0, le=86_400)
