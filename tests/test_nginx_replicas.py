@@ -1,9 +1,10 @@
 """Two `chainlit run` replicas behind nginx (the shipped config), sharing one real Redis.
 
-What scale-out must keep (issue 13): a chat session streams through nginx (socket.io over a
-websocket, and a real browser); an API conversation started on replica A continues on replica B;
-the rate limit counts one client across both replicas; when replica A stops, nginx sends
-everything to B and an API conversation goes on with its history.
+What scale-out must keep (issue 13), with sign-in on and the real PostgreSQL: a chat session
+streams through nginx (socket.io over a websocket, and a real browser); an API conversation
+started on replica A continues on replica B; the rate limit counts one client across both
+replicas; an FAQ edit reaches both; Redis dying under load costs no answer; when replica A stops,
+a signed-in thread started on A is resumed on B with its history and an API conversation goes on.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import httpx
 import pytest
 import redis
 
+from faqbot.passwords import hash_password
 from tests.browser_support import browser_page
 from tests.e2e_support import (
     ROOT,
@@ -28,6 +30,7 @@ from tests.e2e_support import (
     chainlit_server,
     free_port,
     server_logs_on_failure,
+    sign_in,
 )
 from tests.nginx_support import NGINX, Nginx, nginx_in_front
 from tests.redis_support import REDIS_SERVER, ThrowawayRedis
@@ -39,6 +42,8 @@ pytestmark = [
     pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server binary is not installed"),
 ]
 LIMIT = 8
+PASSWORD = "correct horse battery staple"
+REFUND_Q = "What is your refund policy?"
 QUESTION = "Do you offer discounts for annual subscriptions?"
 DISCOUNT = "Yes, we offer a 20% discount for annual subscriptions on all plans."
 
@@ -68,6 +73,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     server = ThrowawayRedis(free_port())
     server.start()
     env = {
+        "AUTH_USERS": f"alice:{hash_password(PASSWORD, iterations=100_000)}",
+        "CHAINLIT_AUTH_SECRET": "the-same-auth-secret-on-every-replica-" + "y" * 30,
         "DATABASE_URL": pg_env.env["DATABASE_URL"],
         "DATABASE_SCHEMA": pg_env.env["DATABASE_SCHEMA"],
         "FAQ_DIR": str(faqs),
@@ -95,7 +102,8 @@ def _served_by(front: Nginx, marker: str) -> set[str]:
 
 
 async def test_a_chat_session_streams_through_nginx(cluster: Cluster) -> None:
-    async with ChatClient(cluster.front.url) as chat:
+    headers = await sign_in(cluster.front.url, "alice", PASSWORD)
+    async with ChatClient(cluster.front.url, headers=headers) as chat:
         turn = await chat.ask(QUESTION)
         follow = await chat.ask("and is there a refund if I change my mind?")
     assert turn.errors == []
@@ -118,6 +126,9 @@ async def test_a_chat_session_streams_through_nginx(cluster: Cluster) -> None:
 def test_a_browser_session_streams_through_nginx(cluster: Cluster) -> None:
     with browser_page() as page:
         page.goto(cluster.front.url)  # type: ignore[attr-defined]
+        page.fill("#email", "alice")  # type: ignore[attr-defined]
+        page.fill("#password", PASSWORD)  # type: ignore[attr-defined]
+        page.locator("button[type=submit]").click()  # type: ignore[attr-defined]
         page.locator("#chat-input").fill(QUESTION)  # type: ignore[attr-defined]
         page.locator("#chat-submit").click()  # type: ignore[attr-defined]
         page.get_by_text(DISCOUNT).first.wait_for(timeout=20_000)  # type: ignore[attr-defined]
@@ -219,12 +230,26 @@ async def test_redis_dying_under_load_costs_no_answer_and_recovers(cluster: Clus
 async def test_when_replica_a_stops_nginx_sends_all_to_b_and_conversations_go_on(
     cluster: Cluster,
 ) -> None:
-    """Runs last in this module: it stops replica A."""
+    """Runs last in this module: it stops replica A. A signed-in chat thread started on A is
+    resumed on B with its history; an API conversation goes on through nginx."""
+    a = cluster.replicas[0]
+    headers = await sign_in(a, "alice", PASSWORD)
+    async with ChatClient(a, headers=headers) as chat:
+        first_turn = await chat.ask(REFUND_Q)
+    assert "30-day money-back guarantee" in first_turn.reply
     front = cluster.front.url
     transport = httpx.AsyncHTTPTransport(local_address="127.0.0.78")
     async with httpx.AsyncClient(transport=transport, timeout=20) as http:
         first = (await http.post(f"{front}/api/chat", json={"question": QUESTION})).json()
         cluster.stop_a.close()
+        headers = await sign_in(front, "alice", PASSWORD)  # through nginx: only B is left
+        async with ChatClient(front, headers=headers, thread_id=first_turn.thread_id) as chat:
+            assert isinstance(chat.resumed, dict), chat.resumed
+            follow_turn = await chat.ask("and for annual plans?")
+        assert follow_turn.router is not None
+        assert REFUND_Q in follow_turn.router["output"]  # B routed it with A's question
+        assert "30-day money-back guarantee" in follow_turn.reply
+        assert follow_turn.thread_id == first_turn.thread_id
         await asyncio.sleep(0.2)
         answers: list[dict[str, Any]] = []
         for question in ("and what is your refund policy?", "which payment methods?"):
