@@ -133,7 +133,7 @@ async def test_a_stopped_redis_degrades_to_counting_per_process_and_recovers(
         health = (await http.get("/health")).json()
         assert health["status"] == "degraded"
         assert health["spend"]["shared"] is False
-        assert "spend store (Redis) unavailable" in health["spend"]["degraded"]
+        assert "spend store (Redis) unreachable" in health["spend"]["degraded"]
         assert health["spend"]["deployment_tokens_today"] >= 2 * TURN_TOKENS
 
         server.start()  # same port, empty (no persistence)

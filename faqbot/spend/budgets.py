@@ -8,7 +8,7 @@ spent the bot answers offline (retrieval) with a notice saying why: never an err
 budget reached is the one reported (deployment, then client, then conversation), so the notice
 gives the right advice ("start a new conversation" only helps with a conversation's budget).
 
-Keys (in Redis under the `limits` prefix, or in memory): `<ns>/spend/deployment/<day>`,
+Keys (in Redis or in memory): `<ns>/spend/deployment/<day>`,
 `<ns>/spend/client/<day>/<client>`, `<ns>/spend/conversation/<id>`. Day keys expire a little
 after their day; a conversation's count a day after its first LLM call.
 """
@@ -98,11 +98,14 @@ class TokenBudgets:
         """Today in UTC, as the day keys name it."""
         return time.strftime("%Y-%m-%d", time.gmtime(self._clock()))
 
+    def _deployment_key(self) -> str:
+        return f"{self.namespace}/spend/deployment/{self.day()}"
+
     def _keys(self, who: Spender | None) -> list[tuple[Scope, str, int]]:
         """(scope, key, expiry) of every count this spender's tokens go to, broadest first."""
         base, day = f"{self.namespace}/spend", self.day()
         keys: list[tuple[Scope, str, int]] = [
-            ("deployment", f"{base}/deployment/{day}", DAY_KEY_EXPIRY_S)
+            ("deployment", self._deployment_key(), DAY_KEY_EXPIRY_S)
         ]
         if who is not None and who.client and self.limits["client"]:
             keys.append(("client", f"{base}/client/{day}/{who.client}", DAY_KEY_EXPIRY_S))
@@ -114,18 +117,22 @@ class TokenBudgets:
     async def check(self, who: Spender | None) -> Fallback | None:
         """The offline notice of the broadest budget this spender has used up, else None.
 
-        A fault of the counters themselves never stops an answer: it is logged and the
-        LLM is allowed (fail open, like the rate limit).
+        One read of all its counts (one Redis round trip). A fault of the counters themselves
+        never stops an answer: it is logged and the LLM is allowed (fail open, like the rate
+        limit).
         """
         try:
-            for scope, key, _ in self._keys(who):
-                limit = self.limits[scope]
-                if limit and await self.counters.get(key) >= limit:
-                    SPEND_LIMITED.labels(scope).inc()
-                    log.info("spend.budget_reached", scope=scope, limit=limit)
-                    return Fallback(f"budget_{scope}", NOTICES[scope])
+            limited = [(s, k) for s, k, _ in self._keys(who) if self.limits[s]]
+            spent = await self.counters.get_many([key for _, key in limited])
         except Exception:
             log.exception("spend.check_failed")
+            return None
+        for (scope, _), total in zip(limited, spent, strict=True):
+            limit = self.limits[scope]
+            if total >= limit:
+                SPEND_LIMITED.labels(scope).inc()
+                log.info("spend.budget_reached", scope=scope, limit=limit)
+                return Fallback(f"budget_{scope}", NOTICES[scope])
         return None
 
     async def ensure(self, who: Spender | None) -> None:
@@ -135,21 +142,21 @@ class TokenBudgets:
             raise BudgetReached(fallback)
 
     async def record(self, who: Spender | None, usage: Usage) -> None:
-        """Charge one call's tokens to every budget of this spender (a fault is only logged)."""
+        """Charge one call's tokens to every budget of this spender, in one write (one Redis
+        round trip); a fault is only logged."""
         tokens = usage.total_tokens
         if tokens <= 0:
             return
         try:
-            for scope, key, expiry in self._keys(who):
-                total = await self.counters.incr(key, tokens, expiry)
-                if scope == "deployment":
-                    SPEND_TODAY.set(total)
+            totals = await self.counters.add([(k, tokens, ttl) for _, k, ttl in self._keys(who)])
         except Exception:
             log.exception("spend.record_failed", tokens=tokens)
+            return
+        SPEND_TODAY.set(totals[0])  # the deployment's count comes first
 
     async def spent_today(self) -> int:
         """The deployment's tokens today (all replicas when Redis counts)."""
-        total = await self.counters.get(f"{self.namespace}/spend/deployment/{self.day()}")
+        (total,) = await self.counters.get_many([self._deployment_key()])
         SPEND_TODAY.set(total)
         return total
 

@@ -1,103 +1,91 @@
 """Counters with an expiry, in Redis when configured (replicas share them), else in memory.
 
-The `limits` library's storages do the counting (INCRBY with an expiry on Redis, a Counter in
-memory), so the spend ledger is the same code in both places. A Redis that fails (down,
-unreachable, slower than STORE_TIMEOUT_S) never becomes the visitor's error: the counters then
-live in process memory (each replica counts its own share), `status()` says so for
-/api/health, and Redis is tried again every `retry_seconds`, as `faqbot.ratelimit` does.
-Counts made in memory during an outage are not copied to Redis when it returns.
+Redis goes through `faqbot.shared.SharedRedis`, the degrade-don't-fail wrapper the answer cache
+and the conversation store use: a Redis that fails (down, unreachable, slower than its time
+bound) never becomes the visitor's error. The counters then live in process memory (the
+`limits` library's memory storage: each replica counts its own share), `degraded` says why for
+/api/health, and Redis is tried again every few seconds. Counts made in memory during an outage
+are not copied to Redis when it returns.
+
+One round trip per batch: `get_many` is one MGET; `add` one pipeline of `SET key 0 EX ttl NX` +
+`INCRBY` per key (a new key expires `ttl` seconds after its first increment, as in memory; works
+on any Redis since 2.6.12). A turn of two LLM calls makes four round trips.
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from collections.abc import Sequence
+from typing import Any
 
-from limits.aio.storage import Storage
-from limits.errors import StorageError
-from limits.storage import storage_from_string
+from limits.aio.storage import MemoryStorage
+from redis import asyncio as aioredis
 
-from faqbot.logs import get_logger
-from faqbot.ratelimit import STORE_ERRORS, STORE_TIMEOUT_S, redis_storage
+from faqbot.shared import SharedRedis
 
-log = get_logger("faqbot.spend")
-T = TypeVar("T")
+Increment = tuple[str, int, int]  # key, amount, expiry in seconds (from the first increment)
 
 
 class FailoverCounters:
-    """`get` / `incr` on the shared store while it answers, on process memory otherwise."""
+    """Batched `get_many` / `add` on Redis while it answers, on process memory otherwise."""
 
-    def __init__(
-        self,
-        redis_url: str | None = None,
-        *,
-        retry_seconds: float = 5.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._local: Storage = _async(storage_from_string("async+memory://"))
-        self._shared: Storage | None = _async(redis_storage(redis_url)) if redis_url else None
+    def __init__(self, redis_url: str | None = None, *, retry_seconds: float = 5.0) -> None:
+        self._local = MemoryStorage()
+        self._shared = (
+            SharedRedis(redis_url, "spend store", retry_seconds=retry_seconds)
+            if redis_url
+            else None
+        )
         self.backend = "redis" if redis_url else "memory"
-        self.retry_seconds = retry_seconds
-        self._clock = clock
-        self._down: str | None = None  # why the shared store is bypassed, while it is
-        self._retry_at = 0.0
+
+    @property
+    def retry_seconds(self) -> float:
+        """How long an outage is remembered before Redis is tried again."""
+        return self._shared.retry_seconds if self._shared is not None else 0.0
+
+    @retry_seconds.setter
+    def retry_seconds(self, value: float) -> None:
+        if self._shared is not None:
+            self._shared.retry_seconds = value
 
     @property
     def shared(self) -> bool:
-        """Do the counts made now reach the shared store?"""
-        return self._shared is not None and self._down is None
+        """Do the counts made now reach Redis?"""
+        return self._shared is not None and self._shared.down is None
 
     @property
     def degraded(self) -> str | None:
-        """Why the shared store is bypassed (None: it is not, or there is none)."""
-        return self._down
+        """Why Redis is bypassed (None: it is not, or there is none)."""
+        return self._shared.down if self._shared is not None else None
 
-    async def get(self, key: str) -> int:
-        return await self._run(lambda store: store.get(key))
+    async def get_many(self, keys: Sequence[str]) -> list[int]:
+        """The current counts of `keys` (0 for a key never incremented or expired)."""
+        if not keys:
+            return []
+        if self._shared is not None:
+            values = await self._shared.run(lambda r: r.mget(list(keys)))
+            if values is not None:
+                return [int(v or 0) for v in values]
+        return [await self._local.get(key) for key in keys]
 
-    async def incr(self, key: str, amount: int, expiry_s: int) -> int:
-        """Add `amount`; a new key expires `expiry_s` seconds after its first increment."""
-        return await self._run(lambda store: store.incr(key, expiry_s, amount))
+    async def add(self, increments: Sequence[Increment]) -> list[int]:
+        """Add each amount to its key; the new counts, in order."""
+        if not increments:
+            return []
+        if self._shared is not None:
+
+            async def command(r: aioredis.Redis) -> Any:
+                pipe = r.pipeline(transaction=False)
+                for key, amount, expiry in increments:
+                    pipe.set(key, 0, ex=expiry, nx=True)
+                    pipe.incrby(key, amount)
+                return await pipe.execute()
+
+            replies = await self._shared.run(command)
+            if replies is not None:
+                return [int(v) for v in replies[1::2]]
+        return [await self._local.incr(key, expiry, amount) for key, amount, expiry in increments]
 
     async def ping(self) -> None:
-        """Try the shared store now (health asks even when no visitor does)."""
-        if self._shared is None:
-            return
-        try:
-            await asyncio.wait_for(self._shared.get("faqbot/spend/ping"), STORE_TIMEOUT_S)
-        except STORE_ERRORS as exc:
-            self._mark_down(exc)
-        else:
-            self._mark_up()
-
-    async def _run(self, op: Callable[[Storage], Awaitable[T]]) -> T:
-        if self._shared is not None and (self._down is None or self._clock() >= self._retry_at):
-            try:
-                result = await asyncio.wait_for(op(self._shared), STORE_TIMEOUT_S)
-            except STORE_ERRORS as exc:
-                self._mark_down(exc)
-            else:
-                self._mark_up()
-                return result
-        return await op(self._local)
-
-    def _mark_down(self, exc: Exception) -> None:
-        cause = exc.storage_error if isinstance(exc, StorageError) else exc
-        kind = "timeout" if isinstance(cause, TimeoutError) else type(cause).__name__
-        if self._down is None:
-            log.warning("spend.store_down", error=str(cause) or kind, fallback="per process")
-        self._down = f"spend store (Redis) unavailable ({kind}); counting per process"
-        self._retry_at = self._clock() + self.retry_seconds
-
-    def _mark_up(self) -> None:
-        if self._down is not None:
-            log.info("spend.store_recovered", backend=self.backend)
-        self._down = None
-
-
-def _async(storage: object) -> Storage:
-    """The async storage `storage_from_string` built for an `async+` URI."""
-    assert isinstance(storage, Storage)
-    return storage
+        """Try Redis now, whatever the retry schedule (health asks even when no visitor does)."""
+        if self._shared is not None:
+            await self._shared.check()

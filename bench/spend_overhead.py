@@ -1,0 +1,86 @@
+"""What the token budgets cost per question: the checks and records one LLM turn makes
+(check before the router call, record its usage, check before the answer call, record its usage),
+timed against process memory and against Redis (REDIS_URL, default the local 127.0.0.1:6379).
+
+    python bench/spend_overhead.py [--turns 2000] [--redis-url redis://127.0.0.1:6379/0]
+
+Prints the mean and p95 per turn for each backend. Keys go under a throwaway namespace, deleted
+at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from faqbot.events import Usage
+from faqbot.spend import Spender, TokenBudgets
+
+ROUTER, ANSWER = Usage(500, 10), Usage(700, 60)
+
+
+async def turn(budgets: TokenBudgets, who: Spender) -> None:
+    """The spend calls of one LLM turn, as FaqBot makes them."""
+    await budgets.check(who)
+    await budgets.record(who, ROUTER)
+    await budgets.ensure(who)
+    await budgets.record(who, ANSWER)
+
+
+async def measure(redis_url: str | None, turns: int, namespace: str) -> list[float]:
+    budgets = TokenBudgets(
+        conversation_tokens=10**12,
+        client_daily_tokens=10**12,
+        deployment_daily_tokens=10**12,
+        redis_url=redis_url,
+        namespace=namespace,
+    )
+    times = []
+    for i in range(turns):
+        who = Spender(f"ip:10.0.{i % 50}.1", f"conversation-{i % 200}")
+        t0 = time.perf_counter()
+        await turn(budgets, who)
+        times.append((time.perf_counter() - t0) * 1000)
+    if budgets.counters.degraded:
+        print(f"  (store degraded: {budgets.counters.degraded})")
+    return times
+
+
+def report(name: str, times: list[float]) -> None:
+    ordered = sorted(times)
+    p95 = ordered[round(0.95 * (len(ordered) - 1))]
+    print(f"{name:8s} {statistics.mean(times):7.3f} ms/turn mean, {p95:7.3f} ms p95")
+
+
+async def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--turns", type=int, default=2000)
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
+    args = parser.parse_args()
+    namespace = f"bench-spend-{uuid.uuid4().hex}"
+    print(f"{args.turns} LLM turns, 2 checks + 2 records each (3 budgets on)")
+    report("memory", await measure(None, args.turns, namespace))
+    try:
+        report("redis", await measure(args.redis_url, args.turns, namespace))
+    finally:
+        import redis
+
+        try:
+            client = redis.Redis.from_url(args.redis_url, socket_timeout=1)
+            keys = list(client.scan_iter(match=f"*{namespace}*"))
+            if keys:
+                client.delete(*keys)
+        except redis.RedisError:
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(asyncio.run(main()))
