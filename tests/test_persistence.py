@@ -53,27 +53,55 @@ def signed_in(backend: Backend, **extra: str) -> dict[str, str]:
     return {**backend.env, "AUTH_USERS": entry, "CHAINLIT_AUTH_SECRET": AUTH_SECRET, **extra}
 
 
-async def test_a_signed_in_chat_survives_a_restart(backend: Backend) -> None:
+async def test_chat_and_api_conversations_survive_a_restart(backend: Backend) -> None:
+    """One restart for both faces (each server start costs seconds): a signed-in chat resumed
+    from its thread, and an API conversation continued with its token, both with the old
+    context; then everything is read back from the database."""
     env = signed_in(backend, RATE_LIMIT_REQUESTS="1000")
     with chainlit_server(env) as url:
         async with ChatClient(url, headers=await sign_in(url, "alice", PASSWORD)) as chat:
-            first = await chat.ask(REFUND_Q)
-        assert "30-day money-back guarantee" in first.reply
-        thread_id = first.thread_id
+            first_ui = await chat.ask(REFUND_Q)
+        async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+            first = (await http.post("/api/chat", json={"question": REFUND_Q})).json()
+    assert "30-day money-back guarantee" in first_ui.reply
+    assert first["answer_id"]
     with chainlit_server(env) as url:  # a new process: nothing in memory
         headers = await sign_in(url, "alice", PASSWORD)
-        async with ChatClient(url, headers=headers, thread_id=thread_id) as chat:
-            assert isinstance(chat.resumed, dict), chat.resumed  # not a resume error
-            assert chat.resumed["id"] == thread_id
-            follow = await chat.ask(FOLLOW_UP)
+        async with ChatClient(url, headers=headers, thread_id=first_ui.thread_id) as chat:
+            resumed = chat.resumed
+            follow_ui = await chat.ask(FOLLOW_UP)
+        async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+            follow, rated, unknown, health = await _api_follow_up(http, first)
+    _check_ui(backend, first_ui.thread_id, resumed, follow_ui)
+    _check_api(backend, first, follow, rated, unknown, health)
+
+
+async def _api_follow_up(http: httpx.AsyncClient, first: dict[str, Any]) -> tuple[Any, ...]:
+    body = {
+        "question": FOLLOW_UP,
+        "conversation_id": first["conversation_id"],
+        "conversation_token": first["conversation_token"],
+    }
+    follow = (await http.post("/api/chat", json=body)).json()
+    rated = await http.post(
+        "/api/feedback",
+        json={"answer_id": follow["answer_id"], "value": -1, "comment": "too short"},
+    )
+    unknown = await http.post("/api/feedback", json={"answer_id": uuid.uuid4().hex, "value": 1})
+    health = (await http.get("/api/health")).json()
+    return follow, rated, unknown, health
+
+
+def _check_ui(backend: Backend, thread_id: str, resumed: Any, follow: Any) -> None:
+    assert isinstance(resumed, dict), resumed  # not a resume error
+    assert resumed["id"] == thread_id
     assert follow.router is not None
     assert COMBINED in follow.router["output"]  # routed with the question asked before
     assert "30-day money-back guarantee" in follow.reply
     assert follow.thread_id == thread_id
     # In the database: the thread (alice's), both turns, and every step of them.
-    assert backend.query('SELECT "userIdentifier" FROM threads WHERE id = ?', (thread_id,)) == [
-        ("alice",)
-    ]
+    owner = backend.query('SELECT "userIdentifier" FROM threads WHERE id = ?', (thread_id,))
+    assert owner == [("alice",)]
     turns = backend.query(
         "SELECT question, standalone_question, face, user_identifier, outcome, entry_ids "
         "FROM faqbot_turns WHERE thread_id = ? ORDER BY created_at",
@@ -91,27 +119,9 @@ async def test_a_signed_in_chat_survives_a_restart(backend: Backend) -> None:
     assert kinds == [("assistant_message", 2), ("tool", 2), ("user_message", 2)]
 
 
-async def test_an_api_conversation_survives_a_restart_with_feedback(backend: Backend) -> None:
-    with chainlit_server(backend.env) as url:
-        async with httpx.AsyncClient(base_url=url, timeout=30) as http:
-            first = (await http.post("/api/chat", json={"question": REFUND_Q})).json()
-    assert first["answer_id"]
-    with chainlit_server(backend.env) as url:
-        async with httpx.AsyncClient(base_url=url, timeout=30) as http:
-            body = {
-                "question": FOLLOW_UP,
-                "conversation_id": first["conversation_id"],
-                "conversation_token": first["conversation_token"],
-            }
-            follow = (await http.post("/api/chat", json=body)).json()
-            rated = await http.post(
-                "/api/feedback",
-                json={"answer_id": follow["answer_id"], "value": -1, "comment": "too short"},
-            )
-            unknown = await http.post(
-                "/api/feedback", json={"answer_id": uuid.uuid4().hex, "value": 1}
-            )
-            health = (await http.get("/api/health")).json()
+def _check_api(
+    backend: Backend, first: Any, follow: Any, rated: Any, unknown: Any, health: Any
+) -> None:
     assert follow["conversation_id"] == first["conversation_id"]  # continued, not restarted
     assert "30-day money-back guarantee" in follow["answer"]
     assert rated.status_code == 200, rated.text
@@ -157,7 +167,8 @@ async def test_an_api_conversation_survives_a_restart_with_feedback(backend: Bac
 
 async def test_anonymous_chat_turns_and_native_thumbs_are_stored(tmp_path: Path) -> None:
     """Without sign-in the chat is open as before, and still stored: Chainlit's own thumbs
-    (PUT /feedback, as the UI sends it) land next to the answer's turn row."""
+    (PUT /feedback, as the UI sends it) land next to the answer's turn row, and a rating of the
+    same answer through POST /api/feedback (the widget's way) replaces it."""
     data = tmp_path / "data"
     with chainlit_server({"DATA_DIR": str(data)}) as url:
         async with ChatClient(url) as chat:
@@ -172,7 +183,14 @@ async def test_anonymous_chat_turns_and_native_thumbs_are_stored(tmp_path: Path)
                                      "value": 0, "comment": "not what I asked"},
                     },
                 )  # fmt: skip
+            async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+                # the widget's way: the API with the chat answer's id replaces the thumbs
+                api = await http.post(
+                    "/api/feedback", json={"answer_id": answer_id, "value": 1, "comment": "ok"}
+                )
     assert resp.status_code == 200, resp.text
+    assert api.status_code == 200, api.text
+    assert api.json()["feedback_id"] == resp.json()["feedbackId"]
     con = sqlite3.connect(data / "faqbot.db")
     try:
         thread = con.execute('SELECT "userId", "name" FROM threads').fetchall()
@@ -183,7 +201,7 @@ async def test_anonymous_chat_turns_and_native_thumbs_are_stored(tmp_path: Path)
     finally:
         con.close()
     assert thread == [(None, REFUND_Q)]
-    assert rows == [("ui", REFUND_Q, 0, "not what I asked")]
+    assert rows == [("ui", REFUND_Q, 1, "ok")]
 
 
 async def test_persistence_off_stores_nothing(tmp_path: Path) -> None:

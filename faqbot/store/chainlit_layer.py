@@ -14,6 +14,8 @@ other module; tests/test_store_schema.py checks it). What it changes in Chainlit
 - Threads read back decode their JSON text (metadata, tags, generation) into objects, as the
   UI and `on_chat_resume` expect, and a NULL step output reads as "" (the sidebar's search
   calls `.lower()` on it).
+- Before every step it writes, Chainlit SELECTs the thread to make sure it exists; threads this
+  process wrote in the last 10 minutes are taken as existing (half of a turn's statements).
 - Chainlit persists in fire-and-forget tasks; `drain(thread_id)` waits for a thread's pending
   writes, so the app can report a turn finished only once it is on disk.
 """
@@ -27,6 +29,7 @@ import logging
 from collections.abc import Iterator
 from typing import Any, cast
 
+from cachetools import TTLCache
 from chainlit.data.sql_alchemy import SQLAlchemyDataLayer
 from chainlit.logger import logger as chainlit_logger
 from chainlit.types import ThreadDict
@@ -40,6 +43,7 @@ from faqbot.store.database import Database
 log = get_logger("faqbot.store")
 LOCK_RETRIES = 3
 DRAIN_TIMEOUT_S = 10.0
+KNOWN_THREADS, KNOWN_THREADS_TTL_S = 10_000, 600.0
 _JSON_FIELDS = ("metadata", "tags", "generation")
 
 
@@ -77,6 +81,9 @@ class FaqbotDataLayer(SQLAlchemyDataLayer):
         self.failures = 0
         self.last_error: str | None = None
         self._pending: dict[str, set[asyncio.Task[Any]]] = {}
+        # Threads written lately (a thread deleted meanwhile, e.g. by retention, makes the
+        # next step's write fail on its foreign key: counted, logged, never silent)
+        self._known_threads: TTLCache[str, bool] = TTLCache(KNOWN_THREADS, KNOWN_THREADS_TTL_S)
 
     async def execute_sql(self, query: str, parameters: dict[str, Any]) -> Any:
         params = {key: _bindable(value) for key, value in parameters.items()}
@@ -137,8 +144,17 @@ class FaqbotDataLayer(SQLAlchemyDataLayer):
             await super().update_step(step_dict)
 
     async def update_thread(self, thread_id: str, *args: Any, **kwargs: Any) -> None:
+        """Chainlit calls this before every step it writes, only to make sure the thread
+        exists (a SELECT each time: half of a turn's statements); a thread this process has
+        written recently is known to exist."""
+        only_ensure = not args and all(v is None for v in kwargs.values())
+        if only_ensure and thread_id in self._known_threads:
+            return
+        failures = self.failures
         with self._tracked(thread_id):
             await super().update_thread(thread_id, *args, **kwargs)
+        if self.failures == failures:
+            self._known_threads[thread_id] = True
 
     async def drain(self, thread_id: str, wait_s: float = DRAIN_TIMEOUT_S) -> bool:
         """Wait for the thread's writes already started (True: none left pending)."""

@@ -256,14 +256,20 @@ class Store:
     ) -> FeedbackResult | None:
         """Store thumbs up (+1) or down (-1) for an answer; None when no such answer exists.
 
-        One feedback per answer from the API: a second one replaces the first.
+        One feedback per answer: a second one (from the API or the chat's thumbs) replaces
+        the first.
         """
         async with self.db.engine.begin() as conn:
             thread_id = await _scalar(conn, select(turns.c.thread_id).where(turns.c.id == turn_id))
             if thread_id is None:
                 return None
             stored = 1 if value > 0 else 0
-            feedback_id = str(uuid.uuid5(FEEDBACK_NAMESPACE, turn_id))
+            # the answer's feedback so far (the chat's thumbs, or an earlier API call) is
+            # replaced: one feedback per answer
+            existing = await _scalar(
+                conn, select(feedbacks.c.id).where(feedbacks.c.forId == turn_id).limit(1)
+            )
+            feedback_id = existing or str(uuid.uuid5(FEEDBACK_NAMESPACE, turn_id))
             row = {
                 "id": feedback_id,
                 "forId": turn_id,
