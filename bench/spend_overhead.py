@@ -2,10 +2,11 @@
 (check before the router call, record its usage, check before the answer call, record its usage),
 timed against process memory and against Redis (REDIS_URL, default the local 127.0.0.1:6379).
 
-    python bench/spend_overhead.py [--turns 2000] [--redis-url redis://127.0.0.1:6379/0]
+    python bench/spend_overhead.py [--turns 2000] [--keys 50000] [--redis-url redis://...]
 
-Prints the mean and p95 per turn for each backend. Keys go under a throwaway namespace, deleted
-at the end.
+Prints the mean and p95 per turn for each backend, and for memory again once `--keys` clients
+and conversations have been counted (a busy day without Redis: the cost must not grow with it).
+Keys go under a throwaway namespace, deleted at the end.
 """
 
 from __future__ import annotations
@@ -34,7 +35,9 @@ async def turn(budgets: TokenBudgets, who: Spender) -> None:
     await budgets.record(who, ANSWER)
 
 
-async def measure(redis_url: str | None, turns: int, namespace: str) -> list[float]:
+async def measure(
+    redis_url: str | None, turns: int, namespace: str, preload: int = 0
+) -> list[float]:
     budgets = TokenBudgets(
         conversation_tokens=10**12,
         client_daily_tokens=10**12,
@@ -42,11 +45,14 @@ async def measure(redis_url: str | None, turns: int, namespace: str) -> list[flo
         redis_url=redis_url,
         namespace=namespace,
     )
+    for i in range(preload):  # earlier visitors of the day
+        await budgets.record(Spender(f"ip:old-{i}", f"old-{i}"), ROUTER)
     times = []
     for i in range(turns):
         who = Spender(f"ip:10.0.{i % 50}.1", f"conversation-{i % 200}")
         t0 = time.perf_counter()
         await turn(budgets, who)
+        await asyncio.sleep(0)  # let background work run, as a server's loop would
         times.append((time.perf_counter() - t0) * 1000)
     if budgets.counters.degraded:
         print(f"  (store degraded: {budgets.counters.degraded})")
@@ -56,17 +62,20 @@ async def measure(redis_url: str | None, turns: int, namespace: str) -> list[flo
 def report(name: str, times: list[float]) -> None:
     ordered = sorted(times)
     p95 = ordered[round(0.95 * (len(ordered) - 1))]
-    print(f"{name:8s} {statistics.mean(times):7.3f} ms/turn mean, {p95:7.3f} ms p95")
+    print(f"{name:8s}: {statistics.mean(times):7.3f} ms/turn mean, {p95:7.3f} ms p95")
 
 
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--turns", type=int, default=2000)
+    parser.add_argument("--keys", type=int, default=50_000)
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     args = parser.parse_args()
     namespace = f"bench-spend-{uuid.uuid4().hex}"
     print(f"{args.turns} LLM turns, 2 checks + 2 records each (3 budgets on)")
     report("memory", await measure(None, args.turns, namespace))
+    name = f"memory, {args.keys:,} clients and conversations counted"
+    report(name, await measure(None, args.turns, namespace, args.keys))
     try:
         report("redis", await measure(args.redis_url, args.turns, namespace))
     finally:

@@ -16,6 +16,7 @@ from faqbot.events import Fallback, RouteDecided, TurnResult
 from faqbot.factory import build_bot, build_model
 from faqbot.knowledge import load_knowledge_base
 from faqbot.spend import NOTICES, Spender, TokenBudgets
+from faqbot.spend.counters import MemoryCounters
 from tests import fake_openai as fo
 
 pytestmark = pytest.mark.llm
@@ -191,3 +192,23 @@ def test_defaults_limit_a_conversation_and_a_client_but_not_the_deployment(
     assert settings.spend_client_daily_tokens > settings.spend_conversation_tokens
     assert settings.spend_deployment_daily_tokens == 0
     assert settings.max_streams_per_client > 0
+
+
+def test_memory_counters_expire_keys_and_sweep_them_out() -> None:
+    """Counts read 0 once expired, and expired keys leave memory at the next sweep, so a
+    deployment without Redis does not keep a key per visitor forever."""
+    now = [1000.0]
+    counters = MemoryCounters(sweep_every=60.0, clock=lambda: now[0])
+    assert counters.incr("day", 300, expiry_s=100) == 300
+    assert counters.incr("day", 30, expiry_s=100) == 330  # the expiry runs from the first count
+    for i in range(1000):
+        counters.incr(f"conversation-{i}", 10, expiry_s=50)
+    assert len(counters) == 1001
+    now[0] += 55
+    assert counters.get("conversation-1") == 0
+    assert counters.get("day") == 330
+    now[0] += 50  # 105 s: past every expiry and the sweep interval
+    assert counters.get("day") == 0
+    assert counters.incr("fresh", 1, expiry_s=100) == 1  # this write sweeps
+    assert len(counters) == 1
+    assert counters.incr("day", 5, expiry_s=100) == 5  # an expired key starts again
