@@ -171,18 +171,28 @@ class Store:
         """`failures` reports the failed writes of others on this database (Chainlit's layer)."""
         self.db = database
         self.failures = failures
+        self._statements: dict[tuple[str, tuple[str, ...], tuple[str, ...]], Any] = {}
 
     def _upsert(self, table: Table, row: dict[str, Any], keep: Sequence[str] = ()) -> Any:
-        """INSERT ... ON CONFLICT (id) DO UPDATE: the same statement on both backends."""
-        dialect = postgresql if self.db.dialect == "postgresql" else sqlite
-        stmt = dialect.insert(table).values(**row)
-        updates = {k: stmt.excluded[k] for k in row if k != "id" and k not in keep}
-        return stmt.on_conflict_do_update(index_elements=["id"], set_=updates)
+        """INSERT ... ON CONFLICT (id) DO UPDATE: the same statement on both backends, to run
+        with `row` as its parameters. Built once per shape: building it (`excluded` copies
+        every column) cost more than the write itself (profiled, bench/RESULTS.md "Load")."""
+        shape = (table.name, tuple(row), tuple(keep))
+        stmt = self._statements.get(shape)
+        if stmt is None:
+            dialect = postgresql if self.db.dialect == "postgresql" else sqlite
+            insert = dialect.insert(table)
+            updates = {k: insert.excluded[k] for k in row if k != "id" and k not in keep}
+            stmt = self._statements[shape] = insert.on_conflict_do_update(
+                index_elements=["id"], set_=updates
+            )
+        return stmt
 
     async def record_turn(self, record: TurnRecord) -> None:
         """The turn's row (the chat UI's steps are Chainlit's). Idempotent by turn id."""
         async with self.db.engine.begin() as conn:
-            await conn.execute(self._upsert(turns, record.row()))
+            row = record.row()
+            await conn.execute(self._upsert(turns, row), row)
 
     async def record_api_turn(self, record: TurnRecord, route_output: str, app_name: str) -> None:
         """An API turn: its thread (created by the first turn), question, router and answer
@@ -190,43 +200,36 @@ class Store:
         start = datetime.fromisoformat(record.created_at.rstrip("Z"))
         at = [utc_iso(start + timedelta(microseconds=i)) for i in range(3)]
         question_id = record.question_step_id or new_id()
+        thread = {
+            "id": record.thread_id,
+            "createdAt": at[0],
+            "name": record.question[:200],
+            "metadata": json.dumps({"face": "api"}),
+        }
+        base = {"threadId": record.thread_id, "streaming": False, "isError": False}
+        rows = [
+            dict(
+                id=question_id, name="User", type="user_message", output=record.question,
+                createdAt=at[0], start=at[0], end=at[0], metadata="{}", **base,
+            ),
+            dict(
+                id=new_id(), name="Router", type="tool", parentId=question_id,
+                input=record.question, output=route_output, createdAt=at[1], start=at[1],
+                end=at[1], showInput="false",
+                metadata=json.dumps({"faqbot": route_metadata(record)}), **base,
+            ),
+            dict(
+                id=record.id, name=app_name, type="assistant_message", parentId=question_id,
+                output=record.answer, createdAt=at[2], start=at[2], end=at[2],
+                metadata=json.dumps({"faqbot": record.metadata()}), **base,
+            ),
+        ]  # fmt: skip
         async with self.db.engine.begin() as conn:
-            await conn.execute(
-                self._upsert(
-                    threads,
-                    {
-                        "id": record.thread_id,
-                        "createdAt": at[0],
-                        "name": record.question[:200],
-                        "metadata": json.dumps({"face": "api"}),
-                    },
-                    keep=("createdAt", "name"),
-                )
-            )
-            base = {"threadId": record.thread_id, "streaming": False, "isError": False}
-            await conn.execute(
-                steps.insert().values(
-                    id=question_id, name="User", type="user_message", output=record.question,
-                    createdAt=at[0], start=at[0], end=at[0], metadata="{}", **base,
-                )
-            )  # fmt: skip
-            await conn.execute(
-                steps.insert().values(
-                    id=new_id(), name="Router", type="tool", parentId=question_id,
-                    input=record.question, output=route_output, createdAt=at[1], start=at[1],
-                    end=at[1], showInput="false",
-                    metadata=json.dumps({"faqbot": route_metadata(record)}), **base,
-                )
-            )  # fmt: skip
-            await conn.execute(
-                steps.insert().values(
-                    id=record.id, name=app_name, type="assistant_message", parentId=question_id,
-                    output=record.answer, createdAt=at[2], start=at[2], end=at[2],
-                    metadata=json.dumps({"faqbot": record.metadata()}), **base,
-                )
-            )  # fmt: skip
+            await conn.execute(self._upsert(threads, thread, keep=("createdAt", "name")), thread)
+            for step in rows:  # parameters, not .values(): the compiled INSERT is reused
+                await conn.execute(steps.insert(), step)
             row = {**record.row(), "question_step_id": question_id}
-            await conn.execute(self._upsert(turns, row))
+            await conn.execute(self._upsert(turns, row), row)
 
     async def history(self, thread_id: str, max_turns: int) -> tuple[ChatTurn, ...]:
         """The last `max_turns` questions and answers of a thread, oldest first."""
@@ -277,7 +280,7 @@ class Store:
                 "value": stored,
                 "comment": comment,
             }
-            await conn.execute(self._upsert(feedbacks, row))
+            await conn.execute(self._upsert(feedbacks, row), row)
         return FeedbackResult(feedback_id, turn_id, thread_id, stored)
 
 
