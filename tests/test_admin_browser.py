@@ -1,6 +1,7 @@
 """/admin and /api/analytics on a real `chainlit run` with password sign-in (issue 12): the page's
 charts render in headless Chromium; a signed-in admin (ADMIN_USERS) gets the report, another
-user 403, no session 401, and the ADMIN_TOKEN works without a session."""
+user 403, no session 401, and the ADMIN_TOKEN works without a session. The same server runs
+with RETENTION_DAYS=30: the seed's 40-day-old conversation is deleted at start."""
 
 from __future__ import annotations
 
@@ -26,9 +27,14 @@ def _server_logs(request: pytest.FixtureRequest) -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    data_dir = tmp_path_factory.mktemp("admin") / "data"
-    seed_data_dir(data_dir)
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("admin") / "data"
+    seed_data_dir(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def app_url(data_dir: Path) -> Iterator[str]:
     users = ",".join(
         f"{name}:{hash_password(name + '-pw', iterations=MIN_ITERATIONS)}"
         for name in ("alice", "bob")
@@ -39,6 +45,7 @@ def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "CHAINLIT_AUTH_SECRET": "a-test-secret-for-signing-chainlit-sessions-0123456789",
         "ADMIN_USERS": "alice",
         "ADMIN_TOKEN": TOKEN,
+        "RETENTION_DAYS": "30",
     }
     with chainlit_server(env) as url:
         yield url
@@ -110,3 +117,18 @@ def test_only_admins_see_the_analytics(app_url: str) -> None:
         assert 'id="chart-daily"' in alice.get("/admin").text
     finally:
         alice.close()
+
+
+def test_retention_runs_when_the_app_starts(app_url: str, data_dir: Path) -> None:
+    import sqlite3
+    import time
+
+    def questions() -> set[str]:
+        with sqlite3.connect(data_dir / "faqbot.db") as con:
+            return {r[0] for r in con.execute("SELECT question FROM faqbot_turns")}
+
+    deadline = time.monotonic() + 30
+    while "An old question about invoices?" in questions() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert "An old question about invoices?" not in questions()  # 40 days old: deleted
+    assert "How do I delete my account?" in questions()  # recent: kept
