@@ -121,7 +121,8 @@ class FeedbackRequest(BaseModel):
         description="The `answer_id` of an answer (API), or the answer message's id (chat UI)",
     )
     value: Literal[1, -1] = Field(description="1 = thumbs up, -1 = thumbs down")
-    comment: str | None = Field(default=None, max_length=2000, description="Optional comment")
+    # 1,000 characters: the body stays under MAX_BODY_BYTES even fully JSON-escaped
+    comment: str | None = Field(default=None, max_length=1000, description="Optional comment")
 
 
 class FeedbackResponse(BaseModel):
