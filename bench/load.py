@@ -3,6 +3,7 @@
     python bench/load.py                         # 50 200 500 sessions, offline then fake LLM
     python bench/load.py 200 --modes llm --repeat 3
     python bench/load.py 500 --profile-out /tmp/load.svg   # py-spy the server meanwhile
+    python bench/load.py 200 --think 10          # users pause ~10 s before each question
 
 Starts, on loopback only: the fake OpenAI server (`python -m tests.fake_openai`, zero-latency
 profile unless `--fake-profile realistic`) and faqbot as `chainlit run chainlit_app.py --headless`
@@ -13,15 +14,17 @@ every other setting at its default except ANSWER_CACHE_SIZE=0 (every question re
 mode `llm` points OPENAI_BASE_URL at the fake.
 
 Each simulated user has its own Chainlit session on its own loopback address (127.0.1.1,
-127.0.1.2, ...; the rate limit and the per-client caps count per address, as for real visitors),
-connects, asks `--questions` questions one after another (the next when the previous one's
-task_end arrives), and disconnects; all users start together. Per round it prints: users that
-got every answer, answers/s (answers / time from the first question sent to the last answer),
-time to the first visible answer text (client_message sent -> first streamed text) p50/p95/p99,
-time to the whole answer, failures by kind (a rate-limit reply or an offline fallback counts as
-a failure), and the server's resident memory: before the round, its peak during the round and
-(peak - before) / users. The client runs in this one process on the same machine: its own CPU
-time is inside every latency figure.
+127.0.1.2, ...; the rate limit and the per-client caps count per address, as for real
+visitors), connects, asks `--questions` questions one after another (the next when the previous
+one's task_end arrives), and disconnects; all users start together and, by default, ask at once
+(saturation: the server always has every user's next question; `--think S` makes each user wait
+a random 0-S s before its first question and 0.5-1.5 x S s before each next one). Per round it
+prints: users that got every answer, answers/s (answers / time from the first question sent to
+the last answer), time to the first visible answer text (client_message sent -> first streamed
+text) p50/p95/p99, time to the whole answer (-> task_end), failures by kind (a rate-limit reply
+or an offline fallback counts as a failure), and the server's resident memory: before the
+round, its peak during the round and (peak - before) / users. The client runs in this one
+process on the same machine: its own CPU time is inside every latency figure.
 """
 
 from __future__ import annotations
@@ -129,7 +132,9 @@ async def one_round(url: str, n: int, args: argparse.Namespace) -> tuple[Round, 
         )  # fmt: skip
         await asyncio.sleep(1.0)
     try:
-        r = await run_round(url, n, questions=args.questions, wait_s=args.timeout)
+        r = await run_round(
+            url, n, questions=args.questions, wait_s=args.timeout, think_s=args.think
+        )
     finally:
         stop.set()
         await sampler
@@ -172,6 +177,10 @@ async def main() -> int:
     parser.add_argument("--questions", type=int, default=5, help="questions per user")
     parser.add_argument("--repeat", type=int, default=1, help="rounds per size")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per wait")
+    parser.add_argument(
+        "--think", type=float, default=0.0,
+        help="seconds a user waits before each question (random 0.5-1.5x; 0: none, saturation)",
+    )  # fmt: skip
     parser.add_argument("--fake-profile", default="zero", help="zero or realistic")
     parser.add_argument("--cache", action="store_true", help="keep the answer cache on")
     parser.add_argument("--env", action="append", default=[], help="NAME=value for the server")
@@ -184,7 +193,7 @@ async def main() -> int:
     print(
         f"{platform.python_version()} on {platform.system()} {platform.release()}, "
         f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; users {args.sessions}, "
-        f"{args.questions} questions each, fake profile {args.fake_profile}, "
+        f"{args.questions} questions each, think {args.think:g} s, fake {args.fake_profile}, "
         f"answer cache {'on' if args.cache else 'off'}, env {args.env or '-'}"
     )
     tmp = None

@@ -9,6 +9,7 @@ whole answer and failures by kind.
 from __future__ import annotations
 
 import asyncio
+import random
 import sys
 import time
 from collections import Counter
@@ -106,9 +107,14 @@ def check_reply(chat: TimedChat, turn: Any) -> None:
 
 async def one_session(
     url: str, i: int, questions: int, wait_s: float, same_addr: bool, result: Round,
-    marks: list[float],
+    marks: list[float], think_s: float = 0.0,
 ) -> None:  # fmt: skip
-    """One simulated user: connect, ask `questions` questions in turn, disconnect."""
+    """One simulated user: connect, ask `questions` questions in turn, disconnect.
+
+    `think_s` > 0: the user first waits a random 0-`think_s` s (users do not all arrive in the
+    same millisecond), then 0.5-1.5 x `think_s` s after each answer before the next question
+    (reading it, typing); 0 asks at once, all users together (saturation).
+    """
     addr = None if same_addr else loopback_address(i)
     chat = TimedChat(url, local_addr=addr, connect_timeout=wait_s)
     started = time.monotonic()
@@ -116,6 +122,10 @@ async def one_session(
         async with chat:
             result.connect_s.append(time.monotonic() - started)
             for q in range(questions):
+                if think_s > 0:
+                    await asyncio.sleep(
+                        think_s * (random.random() if q == 0 else 0.5 + random.random())
+                    )
                 sent = await chat.send(QUESTIONS[(i + q) % len(QUESTIONS)])
                 marks.append(sent)
                 turn = await chat.wait_turn(wait_s, f"question {q + 1}", sent)
@@ -133,14 +143,18 @@ async def one_session(
 
 
 async def run_round(
-    url: str, n: int, *, questions: int, wait_s: float, same_addr: bool = False
-) -> Round:
+    url: str, n: int, *, questions: int, wait_s: float, same_addr: bool = False,
+    think_s: float = 0.0,
+) -> Round:  # fmt: skip
     """N users at once; returns what they saw."""
     result = Round(n)
     marks: list[float] = []
     started = time.monotonic()
     await asyncio.gather(
-        *(one_session(url, i, questions, wait_s, same_addr, result, marks) for i in range(n))
+        *(
+            one_session(url, i, questions, wait_s, same_addr, result, marks, think_s)
+            for i in range(n)
+        )
     )
     result.wall_s = time.monotonic() - started
     result.asking_s = max(marks) - min(marks) if marks else 0.0
