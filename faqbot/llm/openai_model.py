@@ -52,6 +52,7 @@ from faqbot.llm.protocol import Message, ToolCall, ToolCompletion
 Chunk = dict[str, Any]
 _STREAM: type[openai.AsyncStream[Chunk]] = openai.AsyncStream[object]  # type: ignore[assignment]
 _AUTH: openai.RequestOptions = {"security": {"bearer_auth": True}}
+KEEP_ALIVE = httpx2.Limits(max_connections=1000, max_keepalive_connections=1000)
 
 
 def price_usage(
@@ -322,12 +323,18 @@ def make_client(
     max_retry_wait: float,
 ) -> openai.AsyncOpenAI:
     """An AsyncOpenAI client with explicit timeouts, a bounded retry count, and no retry after a
-    Retry-After longer than `max_retry_wait` seconds (see BoundedRetryClient)."""
+    Retry-After longer than `max_retry_wait` seconds (see BoundedRetryClient).
+
+    Every connection stays open for reuse (the SDK keeps 100 of its 1,000): with more answers
+    streaming at once, each call beyond the 100th opened a new connection (a TCP and TLS
+    handshake) and closed it after use (seen under load, bench/RESULTS.md "Load").
+    """
     client = BoundedRetryClient(
         api_key=api_key,
         base_url=base_url,
         timeout=openai.Timeout(timeout, connect=connect_timeout),
         max_retries=max_retries,
+        http_client=openai.DefaultAsyncHttpxClient(limits=KEEP_ALIVE),
     )
     client.max_retry_wait = max_retry_wait
     return client
