@@ -162,9 +162,8 @@ async def test_no_secret_in_any_response_frame_or_log_line(fake_openai: Any) -> 
     # the embeddings endpoint failed too: health says how, the log (for the operator) says why
     assert "HTTP 401" in api["health"]["retrieval"]["degraded"]
     assert MARKER in logs
-    assert (
-        len(seen.parts) > 50
-    )  # frames and lines scanned (fast tokens go joined: UI_TOKEN_INTERVAL_MS)
+    # frames and lines scanned (the chat UI joins fast tokens: UI_TOKEN_INTERVAL_MS)
+    assert len(seen.parts) > 50
 
     visible = seen.text
     for name, secret in SECRETS.items():
