@@ -19,6 +19,11 @@ errors by class: a fallback answer is not an error), the server process's RSS an
 descriptors (from /proc/<pid>/status and /proc/<pid>/fd), RSS per 1,000 messages, and the
 least-squares slope of RSS over messages (MB per 1,000 messages): the trend, also over the
 second half alone (after warm-up). Exit status 1 when any user saw an error.
+
+Chainlit keeps every ended UI session `session_timeout` (600 s) for a reconnection, so within a
+10-minute run the RSS of the UI sessions grows by design (about 45 KB each: see bench/RESULTS.md,
+"Soak and session memory"); `--probe --env SOAK_SESSION_TIMEOUT=60` runs the same app with a
+60 s timeout and prints how many sessions it keeps, which tells that retention from a leak.
 """
 
 from __future__ import annotations
@@ -113,6 +118,8 @@ class Tally:
     examples: dict[str, str] = field(default_factory=dict)
     latencies: list[float] = field(default_factory=list)
     samples: list[tuple[float, int, float, int]] = field(default_factory=list)  # t, msgs, MB, fds
+    ui_sessions: int = 0  # chat-UI sessions opened (each is kept session_timeout after it ends)
+    breaker: Counter[str] = field(default_factory=Counter)  # circuit state at each 5 s reading
 
     @property
     def messages(self) -> int:
@@ -178,6 +185,7 @@ async def ui_user(url: str, n: int, stop: float, tally: Tally, rng: random.Rando
     while time.monotonic() < stop:
         try:
             async with ChatClient(url, local_addr=address, connect_timeout=30) as chat:
+                tally.ui_sessions += 1
                 for _ in range(rng.randint(2, 4)):
                     if time.monotonic() >= stop:
                         break
@@ -206,7 +214,7 @@ def _api_body(rng: random.Random, conversation: dict[str, str] | None) -> dict[s
 
 def _api_outcome(body: dict[str, Any]) -> str:
     if body.get("fallback"):
-        return "api_fallback"
+        return f"api_fallback:{body.get('fallback_reason') or '?'}"
     return f"api_{body.get('outcome', 'answered')}"
 
 
@@ -274,23 +282,50 @@ def report_line(tally: Tally, started: float, pid: int) -> str:
     slope = slope_per_1000(tally.samples)
     trend = "-" if slope is None else f"{slope:+.2f}"
     errors = sum(tally.errors.values())
-    fallback = sum(v for k, v in tally.served.items() if k.endswith("fallback"))
+    fallback = sum(v for k, v in tally.served.items() if "fallback" in k)
     return (
         f"{t / 60:5.1f} min  messages {tally.messages:>6}  errors {errors:>3}  "
         f"fallback {fallback:>4}  RSS {rss:6.1f} MB ({grown:+.1f}, {per_1000:+.2f} MB/1k msgs)  "
-        f"fds {fds:>4} ({fds - first[3]:+d})  RSS trend {trend} MB/1k msgs"
+        f"fds {fds:>4} ({fds - first[3]:+d})  RSS trend {trend} MB/1k msgs  "
+        f"UI sessions {tally.ui_sessions}"
     )
 
 
-async def sampler(tally: Tally, started: float, stop: float, pid: int, every: float) -> None:
-    """A reading every 5 s (for the regression); a printed line every `every` seconds."""
-    next_print = started + every
+async def breaker_state(url: str) -> str:
+    """The LLM circuit breaker's state from /api/health (GETs are not rate-limited)."""
+    try:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+            health = (await http.get("/api/health")).json()
+        return str(health.get("circuit_breaker", {}).get("state", "?"))
+    except (httpx.HTTPError, ValueError):
+        return "health unreachable"
+
+
+async def probe_line(url: str) -> str:
+    """With tests/memory_probe.py as the app: the sessions the server keeps right now."""
+    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+        state = (await http.get("/_probe/memory")).json()
+    return (
+        f"{'':>10}server keeps {state['ws_sessions_id']} sessions "
+        f"(session_timeout {state['session_timeout']} s), chat_contexts "
+        f"{state['chat_contexts']}, live objects {state['objects']['total']}"
+    )
+
+
+async def sampler(
+    tally: Tally, started: float, stop: float, pid: int, args: argparse.Namespace, url: str
+) -> None:
+    """A reading every 5 s (for the regression); a printed line every `--report-every` s."""
+    next_print = started + args.report_every
     while time.monotonic() < stop:
         await asyncio.sleep(5.0)
+        tally.breaker[await breaker_state(url)] += 1
         line = report_line(tally, started, pid)
         if time.monotonic() >= next_print:
             print(line, flush=True)
-            next_print += every
+            if args.probe:
+                print(await probe_line(url), flush=True)
+            next_print += args.report_every
 
 
 def per_thousand_table(tally: Tally) -> list[str]:
@@ -318,6 +353,8 @@ def summary(tally: Tally, faults: FaultyResponder, llm_calls: int) -> list[str]:
         f"LLM calls {llm_calls}, faults injected {sum(faults.injected.values())} "
         f"({100 * sum(faults.injected.values()) / max(1, llm_calls):.1f}%): "
         + ", ".join(f"{k} {v}" for k, v in sorted(faults.injected.items())),
+        "circuit breaker at the 5 s readings: "
+        + ", ".join(f"{k} {v}" for k, v in sorted(tally.breaker.items())),
         f"answer latency p50 {ordered[len(ordered) // 2]:.2f} s, "
         f"p95 {ordered[int(0.95 * (len(ordered) - 1))]:.2f} s, max {ordered[-1]:.2f} s",
         "RSS trend (least squares over messages): "
@@ -344,9 +381,16 @@ async def drive(args: argparse.Namespace, url: str, pid: int) -> Tally:
             for i in range(args.api_users)
         ),
     ]
-    await asyncio.gather(sampler(tally, started, stop, pid, args.report_every), *users)
+    await asyncio.gather(sampler(tally, started, stop, pid, args, url), *users)
     await asyncio.sleep(1.0)  # let the last disconnects settle before the closing reading
     print(report_line(tally, started, pid), flush=True)
+    if args.settle:
+        print(f"traffic stopped; waiting {args.settle:g} s", flush=True)
+        await asyncio.sleep(args.settle)
+        rss, fds = proc_reading(pid)
+        print(f"{'':>10}after {args.settle:g} s idle: RSS {rss:6.1f} MB  fds {fds}", flush=True)
+    if args.probe:
+        print(await probe_line(url), flush=True)
     return tally
 
 
@@ -360,10 +404,19 @@ def main() -> int:
     parser.add_argument("--report-every", type=float, default=60.0, help="seconds")
     parser.add_argument("--seed", type=int, default=14)
     parser.add_argument("--app", default="chainlit_app.py")
+    parser.add_argument(
+        "--probe",
+        action="store_true",
+        help="run tests/memory_probe.py (the app plus a debug route) and print the sessions it "
+        "keeps; with --env SOAK_SESSION_TIMEOUT=60 they are kept 60 s instead of 600 s",
+    )
+    parser.add_argument("--settle", type=float, default=0.0, help="idle seconds, then a reading")
     parser.add_argument("--env", action="append", default=[], help="NAME=value for the server")
     args = parser.parse_args()
     if not 0 < args.minutes <= 120:
         parser.error("--minutes must be in (0, 120]")
+    if args.probe:
+        args.app = "tests/memory_probe.py"
     faults = FaultyResponder(args.fault_rate, args.hang_seconds, args.seed)
     with FakeOpenAI(responder=faults, first_token_delay=0.1, tokens_per_second=200) as fake:
         env = {
