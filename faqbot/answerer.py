@@ -14,7 +14,7 @@ from faqbot.domain import FaqEntry, KnowledgeBase
 from faqbot.events import Source, Usage
 from faqbot.knowledge.ids import normalise_question
 from faqbot.llm.protocol import ChatModel
-from faqbot.prompts import answer_system
+from faqbot.prompts import answer_system, neutralise
 from faqbot.retrieval.hybrid import HybridRetriever
 
 ATTRIBUTION_SHARE = 0.35
@@ -64,7 +64,7 @@ class GroundedAnswerer:
         )
         messages = [
             {"role": "system", "content": system},
-            {"role": "user", "content": grounding.question},
+            {"role": "user", "content": neutralise(grounding.question)},
         ]
         return self.model.stream_text(messages, usage_sink)
 

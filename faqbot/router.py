@@ -1,7 +1,11 @@
 """LLM router: one function-calling round picks the category and rewrites follow-ups.
 
-No tool call means "not covered". Unknown tool names, invalid JSON arguments or a missing
-`question` are protocol errors: the bot falls back to offline retrieval.
+The model must call a tool (tool_choice "required"): a category's `faq_<name>` or `not_covered`
+(no tool call at all, from a provider that ignores tool_choice, also means "not covered"). The
+tool call is untrusted output: an unknown tool name, invalid JSON, a missing `question` or any
+argument the strict schema does not have (smuggled by an injected prompt) is a protocol error,
+and the bot falls back to offline retrieval. History reaches the model only as user and
+assistant messages, each clipped.
 """
 
 from __future__ import annotations
@@ -15,8 +19,9 @@ from faqbot.errors import LLMProtocolError
 from faqbot.events import Usage
 from faqbot.llm.protocol import ChatModel, Message, ToolCall
 from faqbot.logs import get_logger
-from faqbot.prompts import router_system, router_tool, tool_name
+from faqbot.prompts import NOT_COVERED, not_covered_tool, router_system, router_tool, tool_name
 from faqbot.retrieval.hybrid import HybridRetriever
+from faqbot.validation import strip_invisible
 
 log = get_logger("faqbot.router")
 MAX_TURN_CHARS = 1000
@@ -30,9 +35,19 @@ class Route:
 
 
 def history_messages(history: Sequence[ChatTurn], turns: int) -> list[Message]:
-    """The last `turns` messages, each clipped, as chat messages."""
+    """The last `turns` messages, each clipped, as user or assistant messages.
+
+    Only the bot's own answers are assistant turns; any other role a caller passes (system,
+    developer, tool) is sent as a user message, so history can never add instructions.
+    """
     window = list(history)[-turns:] if turns else []
-    return [{"role": t.role, "content": t.content[:MAX_TURN_CHARS]} for t in window]
+    return [
+        {
+            "role": "assistant" if t.role == "assistant" else "user",
+            "content": strip_invisible(str(t.content))[:MAX_TURN_CHARS],
+        }
+        for t in window
+    ]
 
 
 class LLMRouter:
@@ -48,7 +63,7 @@ class LLMRouter:
         self.model = model
         self.retriever = retriever
         self.history_turns = history_turns
-        self.tools = [router_tool(c) for c in kb.categories.values()]
+        self.tools = [*(router_tool(c) for c in kb.categories.values()), not_covered_tool()]
         self._by_tool = {tool_name(name): name for name in kb.categories}
         self._system = router_system(app_name)
 
@@ -59,24 +74,32 @@ class LLMRouter:
             {"role": "user", "content": question},
         ]
 
-    def _parse(self, call: ToolCall) -> tuple[str, str]:
+    def _parse(self, call: ToolCall) -> tuple[str, str] | None:
+        """(category, standalone question) of a category call; None for `not_covered`."""
         category = self._by_tool.get(call.name)
-        if category is None:
+        if category is None and call.name != NOT_COVERED:
             raise LLMProtocolError(f"router called an unknown tool {call.name!r}")
         try:
             args = json.loads(call.arguments or "{}")
         except json.JSONDecodeError as exc:
             raise LLMProtocolError(f"router sent invalid JSON arguments: {exc.msg}") from exc
-        standalone = args.get("question") if isinstance(args, dict) else None
-        if not isinstance(standalone, str) or not standalone.strip():
+        if not isinstance(args, dict):
+            raise LLMProtocolError("router tool arguments are not a JSON object")
+        if category is None:
+            return None  # not covered: whatever it carries, the answer is the refusal
+        extra = sorted(set(args) - {"question"})
+        if extra:
+            raise LLMProtocolError(f"router tool call has arguments outside its schema: {extra}")
+        standalone = args.get("question")
+        if not isinstance(standalone, str) or not strip_invisible(standalone).strip():
             raise LLMProtocolError("router tool call has no 'question' argument")
-        return category, standalone.strip()
+        return category, " ".join(strip_invisible(standalone).split())[:MAX_TURN_CHARS]
 
     async def route(self, question: str, history: Sequence[ChatTurn]) -> Route:
         completion = await self.model.call_tools(self.messages(question, history), self.tools)
-        if not completion.tool_calls:
+        parsed = [p for p in (self._parse(call) for call in completion.tool_calls) if p]
+        if not parsed:  # not_covered, or no tool call at all
             return Route(None, question, completion.usage)
-        parsed = [self._parse(call) for call in completion.tool_calls]
         if len(parsed) > 1:
             scored = [
                 (self.retriever.search(q, k=1, category=c).confidence, c, q) for c, q in parsed

@@ -15,6 +15,11 @@ _CONTROL = re.compile(
     r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff"
     r"\ud800-\udfff]"
 )
+# Unicode tag characters (U+E0000-E007F) are invisible, but models read them as ASCII, so they can
+# smuggle instructions nobody sees; only subdivision flag emoji use them legitimately. A run of
+# them becomes one visible U+FFFD (not nothing: a question of tags alone stays "visible", as the
+# API's question pattern, which cannot name astral characters portably, says).
+_TAGS = re.compile("[\U000e0000-\U000e007f]+")
 _JOINERS = "\u200c\u200d"
 _SPACES = re.compile(r"[ \t]+")
 EMPTY_QUESTION = "Please type a question - your message was empty."
@@ -26,11 +31,16 @@ def too_long(length: int | None, max_chars: int) -> str:
     return f"Your message is too long{size}. Please keep questions under {max_chars:,} characters."
 
 
+def strip_invisible(text: str) -> str:
+    """`text` without control, bidi and zero-width characters, and with tag runs made visible."""
+    return _CONTROL.sub("", _TAGS.sub("\ufffd", text))
+
+
 def clean_question(text: str, max_chars: int) -> str:
     """Normalise a user's message or raise InputError with a message fit to show them."""
     if not isinstance(text, str):
         raise InputError("Please send your question as text.")
-    cleaned = unicodedata.normalize("NFC", _CONTROL.sub("", text))  # remove first, then compose
+    cleaned = unicodedata.normalize("NFC", strip_invisible(text))  # remove first, then compose
     cleaned = _SPACES.sub(" ", cleaned).strip()
     if not cleaned.strip(_JOINERS + " \n\t"):
         raise InputError(EMPTY_QUESTION)

@@ -391,12 +391,20 @@ def _content(message: dict[str, Any]) -> str:
     return str(content or "")
 
 
+def _no_args(tool: dict[str, Any]) -> bool:
+    """Does this tool's schema take no arguments at all?"""
+    params = tool.get("function", {}).get("parameters") or {}
+    return not params.get("properties")
+
+
 def auto_responder(body: dict[str, Any]) -> Reply:
     """A deterministic "plausible model" for manual runs and benchmarks.
 
     With `tools`: the tool whose name + description shares the most words (lowercase, 3+
     letters, minus function words) with the last two user messages is called with
-    `{"question": <last user message>}`; no overlap at all -> the text "NONE".
+    `{"question": <last user message>}` (`{}` when its schema has no `question`); no overlap at
+    all -> the text "NONE", or, when `tool_choice` is "required", a call to the first tool that
+    takes no arguments (a "none of these" tool), if there is one.
     Without tools: the first `A: ...` block in any message (up to a blank line, whitespace
     normalised) is the answer; none -> the standard `REFUSAL`.
     """
@@ -412,9 +420,13 @@ def auto_responder(body: dict[str, Any]) -> Reply:
             score = len(words & _words(f"{fn.get('description', '')} {name.replace('_', ' ')}"))
             if score > best_score:
                 best, best_score = name, score
+        if best is None and body.get("tool_choice") == "required":
+            best = next((str(t["function"]["name"]) for t in body["tools"] if _no_args(t)), None)
         if best is None:
             return text("NONE")
-        return Reply("tool_calls", tool_calls=[(best, json.dumps({"question": last}))])
+        chosen = next(t for t in body["tools"] if t.get("function", {}).get("name") == best)
+        args = {} if _no_args(chosen) else {"question": last}
+        return Reply("tool_calls", tool_calls=[(best, json.dumps(args))])
     for m in messages:
         found = _ANSWER.search(_content(m))
         if found:

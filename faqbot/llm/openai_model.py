@@ -232,7 +232,9 @@ class OpenAIChatModel:
         usage = Usage()
         saw_choice = False
         try:
-            chunks = self._chunks(messages, tools=list(tools), tool_choice="auto")
+            # "required": the router always answers with a tool call (never free text), and
+            # says "no category fits" with its `not_covered` tool (faqbot.router)
+            chunks = self._chunks(messages, tools=list(tools), tool_choice="required")
             async with contextlib.aclosing(chunks):
                 async for chunk in chunks:
                     if chunk.get("usage"):
