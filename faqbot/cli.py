@@ -120,6 +120,22 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_redteam(args: argparse.Namespace) -> int:
+    from faqbot.security.cases import DEFAULT_CASES, load_cases
+    from faqbot.security.redteam import run_cases, write_table
+
+    settings = load_settings()
+    path = Path(args.cases) if args.cases else DEFAULT_CASES
+    cases = load_cases(path)
+    print(
+        f"{len(cases)} prompt-injection cases from {path}, offline half (retrieval, no LLM "
+        f"calls) against {settings.faq_dir}, embeddings={settings.embeddings}"
+    )
+    reports = asyncio.run(run_cases(cases, settings))
+    write_table(sys.stdout, reports)
+    return 1 if any(r.verdict == "fail" for r in reports) else 0
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     from faqbot.serve import serve
 
@@ -281,6 +297,17 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("file")
     ev.add_argument("--offline", action="store_true", help="ignore OPENAI_API_KEY")
     ev.set_defaults(func=_cmd_eval)
+    red = sub.add_parser(
+        "redteam",
+        help="run the prompt-injection cases through the offline engine; exit 1 if any is unsafe",
+        description="Ask every case of the injection cases file (default: the shipped "
+        "faqbot/security/injection_cases.yaml; add your own) of the FAQ in FAQ_DIR with offline "
+        "retrieval, and print one line per case: pass, warn (safe, but not the expected outcome) "
+        "or fail (an answer that is not the refusal, real suggestions or a verbatim FAQ entry). "
+        "What reaches an LLM is checked by tests/test_injection_suite.py.",
+    )
+    red.add_argument("--cases", help="a YAML cases file (see the shipped one for the format)")
+    red.set_defaults(func=_cmd_redteam)
     srv = sub.add_parser(
         "serve",
         help="run the chat UI and API with HOST, PORT, RELOAD, DEBUG and DATA_DIR",

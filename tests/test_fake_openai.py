@@ -479,6 +479,20 @@ def test_auto_responder_directly() -> None:
     assert (none.kind, none.text) == ("text", "NONE")
 
 
+def test_auto_responder_with_a_required_tool_choice_calls_the_no_argument_tool() -> None:
+    abstain = {"type": "function", "function": {"name": "not_covered", "parameters": {}}}
+    body = {
+        "messages": [{"role": "user", "content": "hi"}],
+        "tools": [*TOOLS, abstain],
+        "tool_choice": "required",
+    }
+    assert fo.auto_responder(body).tool_calls == [("not_covered", "{}")]
+    body["tools"] = TOOLS  # no such tool: text, as a model that ignores tool_choice
+    assert fo.auto_responder(body).text == "NONE"
+    body["messages"] = USER
+    assert fo.auto_responder(body).tool_calls[0][0] == "faq_sales"
+
+
 def test_error_constructors() -> None:
     assert fo.rate_limited(2.5).headers == {"retry-after": "2.5"}
     assert fo.error(503).headers == {}

@@ -19,9 +19,11 @@ from faqbot.config import Settings
 from faqbot.domain import ChatTurn, KnowledgeBase, Role
 from faqbot.errors import InputError
 from faqbot.events import TurnResult
-from faqbot.factory import build_bot
+from faqbot.knowledge import load_knowledge_base
 from faqbot.knowledge.loader import SUFFIXES
 from faqbot.offline import suggestion_text
+from faqbot.retrieval.factory import build_embedder
+from faqbot.retrieval.indexer import SemanticIndexer
 from faqbot.security.cases import InjectionCase
 
 Verdict = Literal["pass", "warn", "fail"]
@@ -114,26 +116,26 @@ async def run_case(case: InjectionCase, bot: FaqBot) -> CaseReport:
     return report
 
 
-def offline_settings(settings: Settings, faq_dir: Path | None = None) -> Settings:
-    """The settings without an LLM (the offline half never calls a model)."""
-    update: dict[str, object] = {"openai_api_key": None}
-    if faq_dir is not None:
-        update["faq_dir"] = faq_dir
-    return settings.model_copy(update=update)
-
-
 async def run_cases(cases: Sequence[InjectionCase], settings: Settings) -> list[CaseReport]:
-    """Run every case offline; cases with FAQ overrides get their own bot over a temp folder."""
-    base = build_bot(offline_settings(settings))
-    base.wait_for_vectors(timeout=600)
+    """Run every case offline (no LLM, whatever the settings say) with the configured retrieval;
+    cases with FAQ overrides get their own bot over a temporary copy of the FAQ folder."""
+    embedder = build_embedder(settings)  # loaded once: the bundled model takes seconds
+
+    def bot_for(folder: Path) -> FaqBot:
+        semantic = SemanticIndexer(embedder, settings.data_dir / "vectors") if embedder else None
+        bot = FaqBot(load_knowledge_base(folder), settings, model=None, semantic=semantic)
+        bot.wait_for_vectors(timeout=600)
+        return bot
+
+    base = bot_for(settings.faq_dir)
     reports: list[CaseReport] = []
     with tempfile.TemporaryDirectory(prefix="faqbot-redteam-") as tmp:
         for case in cases:
             bot = base
             if case.faq_overrides:
-                folder = with_overrides(settings.faq_dir, case.faq_overrides, Path(tmp) / case.id)
-                bot = build_bot(offline_settings(settings, folder))
-                bot.wait_for_vectors(timeout=600)
+                bot = bot_for(
+                    with_overrides(settings.faq_dir, case.faq_overrides, Path(tmp) / case.id)
+                )
             reports.append(await run_case(case, bot))
     return reports
 
