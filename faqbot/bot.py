@@ -19,7 +19,13 @@ from faqbot.breaker import CircuitBreaker
 from faqbot.cache import AnswerCache, CachedAnswer
 from faqbot.config import Settings
 from faqbot.domain import ChatTurn, KnowledgeBase
-from faqbot.errors import LLMAuthError, LLMError, LLMProtocolError, LLMTimeoutError
+from faqbot.errors import (
+    LLMAuthError,
+    LLMError,
+    LLMOutputRejected,
+    LLMProtocolError,
+    LLMTimeoutError,
+)
 from faqbot.events import (
     Done,
     Event,
@@ -265,7 +271,12 @@ class FaqBot:
 
     def _on_llm_failure(self, exc: Exception) -> Fallback:
         """Count the failure; a provider that said when to come back (Retry-After) gets no call
-        before then: the circuit opens that long, and users meanwhile get the offline answer."""
+        before then: the circuit opens that long, and users meanwhile get the offline answer.
+        A model output refused by the bot (`LLMOutputRejected`) is no provider failure."""
+        if isinstance(exc, LLMOutputRejected):
+            self.breaker.record_success()  # the provider answered; its output was refused
+            log.warning("llm.output_rejected", detail=str(exc), **self.breaker.snapshot())
+            return Fallback(exc.code, FALLBACK_MESSAGE)
         self.breaker.record_failure()
         error = exc if isinstance(exc, LLMError) else LLMProtocolError(repr(exc))
         if error.retry_after:

@@ -141,6 +141,15 @@ class LLMProtocolError(LLMError):
     code = "LLM_PROTOCOL"
 
 
+class LLMOutputRejected(LLMProtocolError):
+    """The provider answered, but the model's tool call broke its schema (an unknown tool,
+    smuggled arguments: typically an injected prompt at work). Refused and answered offline,
+    yet no verdict on the provider: counting it would let anyone who can steer the model
+    switch every visitor to offline answers by opening the circuit breaker."""
+
+    code = "LLM_OUTPUT_REJECTED"
+
+
 class EmbeddingError(FaqBotError):
     """The embedder failed (endpoint down, bad response, model missing): retrieval goes on
     lexical-only; users never see this. The message (for the log) may quote the provider's

@@ -3,8 +3,9 @@
 The model must call a tool (tool_choice "required"): a category's `faq_<name>` or `not_covered`
 (no tool call at all, from a provider that ignores tool_choice, also means "not covered"). The
 tool call is untrusted output: an unknown tool name, invalid JSON, a missing `question` or any
-argument the strict schema does not have (smuggled by an injected prompt) is a protocol error,
-and the bot falls back to offline retrieval. History reaches the model only as user and
+argument the strict schema does not have (smuggled by an injected prompt) is rejected
+(`LLMOutputRejected`): the bot falls back to offline retrieval, and the circuit breaker does not
+count it against the provider. History reaches the model only as user and
 assistant messages, each clipped.
 """
 
@@ -15,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from faqbot.domain import ChatTurn, KnowledgeBase
-from faqbot.errors import LLMProtocolError
+from faqbot.errors import LLMOutputRejected
 from faqbot.events import Usage
 from faqbot.llm.protocol import ChatModel, Message, ToolCall
 from faqbot.logs import get_logger
@@ -78,21 +79,21 @@ class LLMRouter:
         """(category, standalone question) of a category call; None for `not_covered`."""
         category = self._by_tool.get(call.name)
         if category is None and call.name != NOT_COVERED:
-            raise LLMProtocolError(f"router called an unknown tool {call.name!r}")
+            raise LLMOutputRejected(f"router called an unknown tool {call.name!r}")
         try:
             args = json.loads(call.arguments or "{}")
         except json.JSONDecodeError as exc:
-            raise LLMProtocolError(f"router sent invalid JSON arguments: {exc.msg}") from exc
+            raise LLMOutputRejected(f"router sent invalid JSON arguments: {exc.msg}") from exc
         if not isinstance(args, dict):
-            raise LLMProtocolError("router tool arguments are not a JSON object")
+            raise LLMOutputRejected("router tool arguments are not a JSON object")
         if category is None:
             return None  # not covered: whatever it carries, the answer is the refusal
         extra = sorted(set(args) - {"question"})
         if extra:
-            raise LLMProtocolError(f"router tool call has arguments outside its schema: {extra}")
+            raise LLMOutputRejected(f"router tool call has arguments outside its schema: {extra}")
         standalone = args.get("question")
         if not isinstance(standalone, str) or not strip_invisible(standalone).strip():
-            raise LLMProtocolError("router tool call has no 'question' argument")
+            raise LLMOutputRejected("router tool call has no 'question' argument")
         return category, " ".join(strip_invisible(standalone).split())[:MAX_TURN_CHARS]
 
     async def route(self, question: str, history: Sequence[ChatTurn]) -> Route:

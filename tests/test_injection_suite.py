@@ -257,7 +257,7 @@ async def test_llm_path(
     assert case.expect.llm != "rejected", "the input was not rejected"
     if case.expect.llm == "fallback":
         assert result.fallback, "the model's reply was accepted"
-        assert result.fallback_reason == "LLM_PROTOCOL"
+        assert result.fallback_reason == "LLM_OUTPUT_REJECTED"
     elif case.expect.llm == "refused":
         assert result.refused
         assert not result.fallback
