@@ -111,6 +111,10 @@ async def test_report_json_shape(seeded: AsyncEngine) -> None:
     assert data["unanswered"][0]["count"] == 3
     assert data["totals"]["answered_rate"] == round(5 / 11, 4)
     assert data["disliked_entries"][0]["entry_id"] == REFUND
+    cells = {(c["day"], c["category"]): c for c in data["by_day_and_category"]}
+    assert cells[("2026-11-30", "")]["refused"] == 2  # alice's two delete-account questions
+    assert cells[("2026-11-30", "sales")]["answered"] == 1
+    assert sum(c["questions"] for c in cells.values()) == 11
     json.dumps(data)
 
 

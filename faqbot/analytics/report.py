@@ -106,6 +106,7 @@ class Report:
     by_category: list[Summary]
     unanswered: list[QuestionGroup]
     disliked: list[EntryRating]
+    cells: list[queries.Cell] = field(default_factory=list)  # per day x category
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -119,6 +120,7 @@ class Report:
             "by_category": [s.to_dict() for s in self.by_category],
             "unanswered": [_group_dict(g) for g in self.unanswered],
             "disliked_entries": [asdict(e) for e in self.disliked],
+            "by_day_and_category": [asdict(c) for c in self.cells],
         }
 
 
@@ -205,6 +207,7 @@ async def build_report(
         by_category=_summaries(cells, "category", by_category),
         unanswered=groups[:TOP_GROUPS],
         disliked=_disliked(rated),
+        cells=cells,
     )
 
 
