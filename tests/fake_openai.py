@@ -942,7 +942,10 @@ class FakeOpenAI:
         if self._thread is not None and self._thread.is_alive():
             return self
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        # IPPROTO_TCP, not the default 0: asyncio turns Nagle's algorithm off (TCP_NODELAY) only
+        # on sockets whose proto says TCP. With proto 0 every reply written in two pieces
+        # (headers, then body or SSE chunks) waited for the client's delayed ACK: ~40 ms per call.
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((self.host, self.port))
