@@ -470,6 +470,11 @@ def _estimate_prompt_tokens(body: dict[str, Any]) -> int:
     return round(words * 1.3) + 8 * len(body.get("tools") or [])
 
 
+async def _until(deadline: float) -> None:
+    """Sleep until loop time `deadline` (at once if it has passed)."""
+    await asyncio.sleep(max(0.0, deadline - asyncio.get_running_loop().time()))
+
+
 class _Torn(Exception):
     """Raised inside a response body to make uvicorn drop the connection."""
 
@@ -860,6 +865,11 @@ class FakeOpenAI:
 
         if delay := self._delay(reply):
             await asyncio.sleep(delay)
+        # token n is due at start + n * gap (an absolute schedule, as a model generates them):
+        # sleeping `gap` after each send would add the event loop's lag once per token, so 50
+        # concurrent streams ran ~10% slower than the profile while a non-streamed reply (one
+        # sleep) did not
+        start, sent = asyncio.get_running_loop().time(), 0
         if reply.kind == "empty_choices":
             yield self._chunk(cid, [], **extra)
         else:
@@ -878,7 +888,8 @@ class FakeOpenAI:
                     yield self._chunk(cid, choice(delta), **extra)
                     for frag in self._arg_fragments(reply, raw):
                         if gap:
-                            await asyncio.sleep(gap)
+                            sent += 1
+                            await _until(start + sent * gap)
                         delta = {"tool_calls": [{"index": i, "function": {"arguments": frag}}]}
                         yield self._chunk(cid, choice(delta), **extra)
             else:
@@ -890,7 +901,7 @@ class FakeOpenAI:
                     if reply.kind == "stall" and n == reply.torn_after:
                         await asyncio.sleep(reply.hang_seconds)  # cancelled if the client goes
                     if gap and n:
-                        await asyncio.sleep(gap)
+                        await _until(start + n * gap)
                     yield self._chunk(cid, choice({"content": piece}), **extra)
                 if reply.kind == "torn":
                     await asyncio.sleep(0.01)  # let the chunks reach the socket first

@@ -6,9 +6,11 @@ decide which words mean the same thing, so every expectation here follows from t
 
 from __future__ import annotations
 
+import asyncio
 import math
 import os
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -748,6 +750,24 @@ async def test_query_encoder_prepare_encodes_each_text_once() -> None:
     assert embedder.texts_embedded == 2
     await encoder.prepare(["x y", "z"])
     assert embedder.texts_embedded == 2
+
+
+class _SlowEmbedder(HashEmbedder):
+    """Takes 50 ms per call, so concurrent callers overlap."""
+
+    def embed(self, texts: Sequence[str], *, kind: Any = "query") -> np.ndarray:
+        time.sleep(0.05)
+        return super().embed(texts, kind=kind)
+
+
+async def test_concurrent_prepares_of_one_question_share_one_encoding() -> None:
+    embedder = _SlowEmbedder()
+    encoder = QueryEncoder(embedder)
+    await asyncio.gather(*(encoder.prepare(["same question"]) for _ in range(20)))
+    assert embedder.texts_embedded == 1
+    assert encoder.cached("same question") is not None
+    await asyncio.gather(encoder.prepare(["p"]), encoder.prepare(["q"]), encoder.prepare(["p"]))
+    assert embedder.texts_embedded == 3
 
 
 def test_vector_files_live_under_the_data_dir(make_settings: Any, kb: Any) -> None:

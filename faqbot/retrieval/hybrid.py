@@ -54,6 +54,10 @@ class QueryEncoder:
         self._cache: LRUCache[str, np.ndarray] = LRUCache(maxsize=size)
         self._lock = threading.Lock()
         self._down_until = 0.0
+        # texts being encoded now, per event loop: a burst of the same question (a popular
+        # question, a campaign link) waits for one encoding instead of queueing one per asker
+        # (measured: 50 simultaneous askers of 3 questions delayed every answer by ~0.3 s)
+        self._inflight: dict[tuple[int, str], asyncio.Future[None]] = {}
 
     def cached(self, text: str) -> np.ndarray | None:
         with self._lock:
@@ -79,12 +83,27 @@ class QueryEncoder:
         return fresh
 
     async def prepare(self, texts: Sequence[str]) -> None:
-        """Encode in a worker thread so the event loop never waits on the model."""
+        """Encode in a worker thread so the event loop never waits on the model.
+
+        Concurrent callers asking for the same text share one encoding (single flight).
+        """
         todo = [t for t in dict.fromkeys(texts) if self.cached(t) is None]
         if todo:
-            # on failure, search() meets it again and falls back to lexical
-            with contextlib.suppress(EmbeddingError):
-                await asyncio.to_thread(lambda: [self.encode(t) for t in todo])
+            await asyncio.gather(*(self._encode_once(t) for t in todo))
+
+    def _encode_once(self, text: str) -> asyncio.Future[None]:
+        loop = asyncio.get_running_loop()
+        key = (id(loop), text)
+        job = self._inflight.get(key)
+        if job is None:
+            job = self._inflight[key] = loop.run_in_executor(None, self._encode_quietly, text)
+            job.add_done_callback(lambda _: self._inflight.pop(key, None))
+        return job
+
+    def _encode_quietly(self, text: str) -> None:
+        # on failure, search() meets it again and falls back to lexical
+        with contextlib.suppress(EmbeddingError):
+            self.encode(text)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,8 @@ other module; tests/test_store_schema.py checks it). What it changes in Chainlit
   or PostgreSQL with its schema) instead of building a bare one from the URL.
 - `execute_sql`: the original logs a failed statement as a warning and returns None, so a
   missing column or a locked database silently dropped rows. Here a lock is retried, and every
-  failure is counted (`failures`, shown in /api/health) and logged as an error.
+  failure is counted (`failures`, shown in /api/health) and logged as an error. Writes go
+  through the database's group commit (`faqbot.store.writer`), reads straight to a connection.
 - Lists and dicts in parameters (thread/step `tags`, a message's `modes`) are stored as JSON
   text: SQLite cannot bind a list at all, and the columns are TEXT on both backends.
 - Threads read back decode their JSON text (metadata, tags, generation) into objects, as the
@@ -35,7 +36,7 @@ from chainlit.logger import logger as chainlit_logger
 from chainlit.types import ThreadDict
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from faqbot.logs import get_logger
 from faqbot.store.database import Database
@@ -87,27 +88,32 @@ class FaqbotDataLayer(SQLAlchemyDataLayer):
 
     async def execute_sql(self, query: str, parameters: dict[str, Any]) -> Any:
         params = {key: _bindable(value) for key, value in parameters.items()}
+        statement = text(query)
+        reads = query.lstrip()[:6].upper() == "SELECT"
+
+        async def run(conn: AsyncConnection) -> Any:
+            result = await conn.execute(statement, params)
+            if result.returns_rows:
+                rows = [dict(row._mapping) for row in result.fetchall()]
+                return self.clean_result(rows)  # type: ignore[no-untyped-call]
+            return result.rowcount
+
         for attempt in range(LOCK_RETRIES):
-            async with self.async_session() as session:
-                try:
-                    await session.begin()
-                    result = await session.execute(text(query), params)
-                    await session.commit()
-                    if result.returns_rows:
-                        rows = [dict(row._mapping) for row in result.fetchall()]
-                        return self.clean_result(rows)  # type: ignore[no-untyped-call]
-                    return result.rowcount
-                except OperationalError as exc:
-                    await session.rollback()
-                    if "locked" in str(exc).lower() and attempt + 1 < LOCK_RETRIES:
-                        await asyncio.sleep(0.2 * (attempt + 1))
-                        continue
-                    self._failed(query, exc)
-                    return None
-                except Exception as exc:
-                    await session.rollback()
-                    self._failed(query, exc)
-                    return None
+            try:
+                if reads:  # WAL readers never wait for the writer
+                    async with self.database.engine.connect() as conn:
+                        return await run(conn)
+                # writes share the app's group-committed transactions (faqbot.store.writer)
+                return await self.database.writes.run(run)
+            except OperationalError as exc:  # another process holds SQLite's write lock
+                if "locked" in str(exc).lower() and attempt + 1 < LOCK_RETRIES:
+                    await asyncio.sleep(0.2 * (attempt + 1))
+                    continue
+                self._failed(query, exc)
+                return None
+            except Exception as exc:
+                self._failed(query, exc)
+                return None
         return None  # pragma: no cover - the loop always returns
 
     def failure_count(self) -> tuple[int, str | None]:

@@ -28,6 +28,7 @@ from faqbot.config import Settings
 from faqbot.errors import ConfigError
 from faqbot.logs import get_logger
 from faqbot.store.schema import SCHEMA_VERSION, meta, metadata
+from faqbot.store.writer import GroupCommit
 
 log = get_logger("faqbot.store")
 DB_FILE = "faqbot.db"
@@ -76,6 +77,7 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(url, **self._engine_options())
         if self.dialect == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+        self.writes = GroupCommit(self.engine)  # every app write goes through it
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
@@ -125,6 +127,8 @@ class Database:
         return None
 
     async def dispose(self) -> None:
+        """Commit the writes still queued, then close the connections."""
+        await self.writes.close()
         await self.engine.dispose()
 
 

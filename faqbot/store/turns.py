@@ -190,9 +190,13 @@ class Store:
 
     async def record_turn(self, record: TurnRecord) -> None:
         """The turn's row (the chat UI's steps are Chainlit's). Idempotent by turn id."""
-        async with self.db.engine.begin() as conn:
-            row = record.row()
-            await conn.execute(self._upsert(turns, row), row)
+        row = record.row()
+        statement = self._upsert(turns, row)
+
+        async def write(conn: AsyncConnection) -> None:
+            await conn.execute(statement, row)
+
+        await self.db.writes.run(write)
 
     async def record_api_turn(self, record: TurnRecord, route_output: str, app_name: str) -> None:
         """An API turn: its thread (created by the first turn), question, router and answer
@@ -224,12 +228,17 @@ class Store:
                 metadata=json.dumps({"faqbot": record.metadata()}), **base,
             ),
         ]  # fmt: skip
-        async with self.db.engine.begin() as conn:
-            await conn.execute(self._upsert(threads, thread, keep=("createdAt", "name")), thread)
-            for step in rows:  # parameters, not .values(): the compiled INSERT is reused
-                await conn.execute(steps.insert(), step)
-            row = {**record.row(), "question_step_id": question_id}
-            await conn.execute(self._upsert(turns, row), row)
+        row = {**record.row(), "question_step_id": question_id}
+        thread_upsert = self._upsert(threads, thread, keep=("createdAt", "name"))
+        turn_upsert = self._upsert(turns, row)
+
+        async def write(conn: AsyncConnection) -> None:
+            await conn.execute(thread_upsert, thread)
+            # parameters, not .values(): the compiled INSERT is reused; one executemany
+            await conn.execute(steps.insert(), rows)
+            await conn.execute(turn_upsert, row)
+
+        await self.db.writes.run(write)
 
     async def history(self, thread_id: str, max_turns: int) -> tuple[ChatTurn, ...]:
         """The last `max_turns` questions and answers of a thread, oldest first."""
@@ -262,25 +271,31 @@ class Store:
         One feedback per answer: a second one (from the API or the chat's thumbs) replaces
         the first.
         """
-        async with self.db.engine.begin() as conn:
-            thread_id = await _scalar(conn, select(turns.c.thread_id).where(turns.c.id == turn_id))
-            if thread_id is None:
-                return None
-            stored = 1 if value > 0 else 0
-            # the answer's feedback so far (the chat's thumbs, or an earlier API call) is
-            # replaced: one feedback per answer
-            existing = await _scalar(
-                conn, select(feedbacks.c.id).where(feedbacks.c.forId == turn_id).limit(1)
-            )
-            feedback_id = existing or str(uuid.uuid5(FEEDBACK_NAMESPACE, turn_id))
-            row = {
-                "id": feedback_id,
-                "forId": turn_id,
-                "threadId": thread_id,
-                "value": stored,
-                "comment": comment,
-            }
-            await conn.execute(self._upsert(feedbacks, row), row)
+        return await self.db.writes.run(
+            lambda conn: self._write_feedback(conn, turn_id, value, comment)
+        )
+
+    async def _write_feedback(
+        self, conn: AsyncConnection, turn_id: str, value: int, comment: str | None
+    ) -> FeedbackResult | None:
+        thread_id = await _scalar(conn, select(turns.c.thread_id).where(turns.c.id == turn_id))
+        if thread_id is None:
+            return None
+        stored = 1 if value > 0 else 0
+        # the answer's feedback so far (the chat's thumbs, or an earlier API call) is
+        # replaced: one feedback per answer
+        existing = await _scalar(
+            conn, select(feedbacks.c.id).where(feedbacks.c.forId == turn_id).limit(1)
+        )
+        feedback_id = existing or str(uuid.uuid5(FEEDBACK_NAMESPACE, turn_id))
+        row = {
+            "id": feedback_id,
+            "forId": turn_id,
+            "threadId": thread_id,
+            "value": stored,
+            "comment": comment,
+        }
+        await conn.execute(self._upsert(feedbacks, row), row)
         return FeedbackResult(feedback_id, turn_id, thread_id, stored)
 
 
