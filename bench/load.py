@@ -144,6 +144,18 @@ async def one_round(url: str, n: int, args: argparse.Namespace) -> tuple[Round, 
     return r, before, peak[0]
 
 
+def llm_failures(log_text: str) -> list[str]:
+    """The server's `llm.*` warnings (failed, skipped, output rejected): code and detail."""
+    found = []
+    for line in log_text.splitlines():
+        if '"event": "llm.' not in line or not line.startswith("{"):
+            continue
+        with contextlib.suppress(ValueError):
+            event = json.loads(line)
+            found.append(f"{event['event']} {event.get('code', '')} {event.get('detail', '')}")
+    return found
+
+
 async def warm_up(url: str) -> None:
     """A few sessions first, so imports and first-use caches do not land on the round."""
     await run_round(url, 3, questions=2, wait_s=60)
@@ -164,6 +176,9 @@ async def run_mode(mode: str, args: argparse.Namespace, fake: Fake | None) -> in
                 calls = fake.stats()["chat_calls"] if fake is not None else None
                 failed += sum(r.failures.values())
                 print(report(mode, r, before, peak, calls), flush=True)
+                if r.failures:  # why: the server's own account of each fallback
+                    for line in llm_failures(server_log(url, tail=50_000_000))[-5:]:
+                        print(f"              server: {line}")
                 await asyncio.sleep(2.0)  # let disconnects settle between rounds
         if args.show_log:
             print(server_log(url, tail=8000))
