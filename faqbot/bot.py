@@ -9,12 +9,13 @@ the partial answer": the offline answer that follows replaces it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-from faqbot.answerer import GroundedAnswerer
+from faqbot.answerer import GroundedAnswerer, Grounding
 from faqbot.breaker import CircuitBreaker
 from faqbot.cache import AnswerCache, CachedAnswer
 from faqbot.config import Settings
@@ -43,9 +44,9 @@ from faqbot.events import (
 )
 from faqbot.llm.protocol import ChatModel
 from faqbot.logs import get_logger
-from faqbot.metrics import observe_turn
+from faqbot.metrics import observe_speculation, observe_turn
 from faqbot.offline import OfflineEngine, source_of, suggestion_text
-from faqbot.retrieval import Retriever
+from faqbot.retrieval import Retriever, SearchResult
 from faqbot.retrieval.confidence import Zones
 from faqbot.retrieval.hybrid import HybridRetriever
 from faqbot.retrieval.indexer import SemanticIndexer
@@ -81,6 +82,41 @@ class _Deadline:
             if timeout.expired():
                 raise LLMTimeoutError("LLM time budget exhausted") from None
             raise
+
+
+class _Speculation:
+    """An answer call started before the router has decided, for retrieval's best category.
+
+    Its pieces are buffered until the router agrees (then they are streamed) or not (then the
+    call is cancelled). A failure surfaces only if the answer is kept.
+    """
+
+    def __init__(self, grounding: Grounding, stream: AsyncIterator[str], sink: list[Usage]) -> None:
+        self.grounding = grounding
+        self.sink = sink
+        self._queue: asyncio.Queue[str | Exception | None] = asyncio.Queue()
+        self._task = asyncio.create_task(self._pump(stream), name="faqbot-speculative-answer")
+
+    async def _pump(self, stream: AsyncIterator[str]) -> None:
+        try:
+            async for piece in stream:
+                self._queue.put_nowait(piece)
+            self._queue.put_nowait(None)
+        except Exception as exc:
+            self._queue.put_nowait(exc)
+        finally:
+            await stream.aclose()  # type: ignore[attr-defined]
+
+    async def pieces(self) -> AsyncIterator[str]:
+        while (item := await self._queue.get()) is not None:
+            if isinstance(item, Exception):
+                raise item
+            yield item
+
+    async def cancel(self) -> None:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
 
 
 def _zones(settings: Settings, default: Zones) -> Zones:
@@ -312,11 +348,22 @@ class FaqBot:
         assert router is not None
         assert answerer is not None
         deadline = _Deadline(self.settings.llm_budget_seconds)
-        route = await self._local_route(parts, question, history)
+        route, guess = await self._local_route(parts, question, history)
         via: Via = "retrieval"
+        speculation: _Speculation | None = None
         if route is None:
-            route, via = await deadline.run(router.route(question, history)), "llm"
+            speculation = await self._speculate(parts, guess, question, brief, spender)
+            try:
+                route, via = await deadline.run(router.route(question, history)), "llm"
+            except BaseException:
+                if speculation is not None:
+                    await speculation.cancel()
+                raise
             await self.spend.record(spender, route.usage)
+            if speculation is not None and speculation.grounding.category != route.category:
+                await speculation.cancel()
+                observe_speculation("discarded")
+                speculation = None
         usage = route.usage
         if route.category is None:
             yield RouteDecided(None, 0.0, route.standalone_question, "llm")
@@ -337,6 +384,10 @@ class FaqBot:
             route.standalone_question + ("|brief" if brief else ""),
         )
         cached = await self.cache.get(key)
+        if cached is not None and speculation is not None:
+            await speculation.cancel()  # started before the router's rewrite found this entry
+            observe_speculation("discarded")
+            speculation = None
         if cached is not None:
             async for event in parts.offline.stream(cached.answer):
                 yield event
@@ -344,10 +395,15 @@ class FaqBot:
                 cached.answer, cached.sources, cached.confidence, cached.refused,
             )  # fmt: skip
         else:
-            await self.spend.ensure(spender)  # the router's tokens may have spent a budget
             sink: list[Usage] = []
             pieces: list[str] = []
-            stream = answerer.stream(grounding, sink, brief=brief)
+            if speculation is not None:  # the router agreed: its answer is already on its way
+                observe_speculation("kept")
+                grounding, sink = speculation.grounding, speculation.sink
+                stream = speculation.pieces()
+            else:
+                await self.spend.ensure(spender)  # the router's tokens may have spent a budget
+                stream = answerer.stream(grounding, sink, brief=brief)
             try:
                 while True:
                     try:
@@ -358,6 +414,8 @@ class FaqBot:
                     yield Token(piece)
             finally:
                 await stream.aclose()  # type: ignore[attr-defined]
+                if speculation is not None:
+                    await speculation.cancel()  # a no-op once it has ended
             answer_usage = sum(sink, Usage())
             await self.spend.record(spender, answer_usage)
             usage = usage + answer_usage
@@ -377,19 +435,42 @@ class FaqBot:
 
     async def _local_route(
         self, parts: _Parts, question: str, history: Sequence[ChatTurn]
-    ) -> Route | None:
+    ) -> tuple[Route | None, SearchResult | None]:
         """Route by retrieval, skipping the router's LLM call, when that is safe: hybrid ranking
         is on (calibrated), its confidence is in the answer zone, and the question stands alone
-        (a follow-up needs the router's standalone rewrite). Measured in bench/RESULTS.md."""
+        (a follow-up needs the router's standalone rewrite). Measured in bench/RESULTS.md.
+        Also returns the search of a standalone question, for `_speculate`."""
         if not self.settings.local_routing or parts.retriever.mode != "hybrid":
-            return None
+            return None, None
         if history and parts.offline.is_follow_up(question):
-            return None
+            return None, None
         await parts.retriever.prepare([question])
         found = parts.retriever.search(question, k=1)
         if found.top is None or parts.offline.zones.zone(found.confidence) != "answer":
+            return None, found
+        return Route(found.top.entry.category, question, Usage()), found
+
+    async def _speculate(
+        self,
+        parts: _Parts,
+        found: SearchResult | None,
+        question: str,
+        brief: bool,
+        spender: Spender | None,
+    ) -> _Speculation | None:
+        """Start the answer call for an unsure standalone question ("Did you mean" zone) while
+        the router decides; None when SPECULATIVE_ANSWER is off or nothing qualifies."""
+        if not self.settings.speculative_answer or found is None or found.top is None:
             return None
-        return Route(found.top.entry.category, question, Usage())
+        if parts.offline.zones.zone(found.confidence) != "suggest" or parts.answerer is None:
+            return None
+        try:
+            await self.spend.ensure(spender)
+        except BudgetReached:
+            return None  # the router call decides what happens next
+        grounding = parts.answerer.ground(found.top.entry.category, question)
+        sink: list[Usage] = []
+        return _Speculation(grounding, parts.answerer.stream(grounding, sink, brief=brief), sink)
 
     async def _refusal(self, parts: _Parts) -> AsyncIterator[Event]:
         async for event in parts.offline.stream(self.settings.refusal_text):

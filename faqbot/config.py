@@ -60,6 +60,11 @@ class Settings(BaseSettings):
     # Skip the router call when hybrid retrieval is confident (answer zone) and the question is
     # not a follow-up: one LLM round trip instead of two, and a cached answer needs none.
     local_routing: bool = True
+    # When the router must be asked (an unsure match: the "Did you mean" zone), start the answer
+    # call for retrieval's best category at the same time and keep it if the router agrees
+    # (faqbot.bot). Saves ~one router round trip on those questions; a disagreement wastes the
+    # started call's tokens. Measured in bench/RESULTS.md ("Speculative answer call").
+    speculative_answer: bool = False
     # The chat UI sends an answer's first words at once, then joins the words arriving within
     # this many ms into one socket.io message (faqbot.coalesce): a fast model's word-per-packet
     # stream was most of the server's work under load. 0 = one message per token.

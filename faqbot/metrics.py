@@ -51,6 +51,19 @@ STREAMS_REFUSED = Counter(
     registry=REGISTRY,
 )
 
+SPECULATIVE = Counter(
+    "faqbot_speculative_answers_total",
+    "Answer calls started before the router decided (SPECULATIVE_ANSWER): kept when the router "
+    "agreed, discarded (tokens wasted) when it did not",
+    ["outcome"],
+    registry=REGISTRY,
+)
+
+
+def observe_speculation(outcome: str) -> None:
+    """`kept` or `discarded`."""
+    SPECULATIVE.labels(outcome).inc()
+
 
 def observe_turn(result: TurnResult) -> None:
     if result.fallback:
