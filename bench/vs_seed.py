@@ -54,7 +54,9 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.e2e_support import ChatClient, chainlit_server, free_port  # noqa: E402
+from ws_sessions import TimedChat  # noqa: E402
+
+from tests.e2e_support import chainlit_server, free_port  # noqa: E402
 
 SEED = ROOT / "bench" / "seed_baseline"
 # Each names its category, so the fake's word-overlap router sends the baseline (whose tool
@@ -280,33 +282,11 @@ async def sse_answer(http: httpx.AsyncClient, url: str, q: str) -> tuple[float, 
     return (first if first is not None else total), total
 
 
-class TimedChat(ChatClient):
-    """ChatClient noting when the first answer text became visible."""
-
-    first_text_at: float | None = None
-
-    async def _on_event(self, event: str, data: Any = None) -> None:
-        if self.first_text_at is None and isinstance(data, dict):
-            visible = (
-                (event == "stream_start" and data.get("output"))
-                or (event == "stream_token" and data.get("token"))
-                or (
-                    event in ("new_message", "update_message")
-                    and data.get("type") == "assistant_message"
-                    and data.get("output")
-                )
-            )
-            if visible:
-                self.first_text_at = time.perf_counter()
-        await super()._on_event(event, data)
-
-
 async def socket_answer(url: str, q: str) -> tuple[float, float]:
-    async with TimedChat(url) as chat:
-        chat.first_text_at = None
-        t0 = time.perf_counter()
+    async with TimedChat(url) as chat:  # its clock is time.monotonic
+        t0 = time.monotonic()
         turn = await chat.ask(q, wait_s=30)
-        total = time.perf_counter() - t0
+        total = time.monotonic() - t0
         if turn.errors:
             raise RuntimeError(f"chainlit error: {turn.errors}")
         first = chat.first_text_at - t0 if chat.first_text_at is not None else total

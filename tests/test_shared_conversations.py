@@ -62,21 +62,28 @@ def _router_history(fake: Any) -> str:
     return json.dumps(router["messages"], ensure_ascii=False)
 
 
+async def _follow_up(
+    client: httpx.AsyncClient, fake: Any, first: dict[str, Any], question: str
+) -> httpx.Response:
+    """Ask `question` in the conversation `first` started (the router picks sales)."""
+    fake.script(fo.tool("faq_sales", question="Refunds?"), fo.text("30 days."))
+    return await client.post(
+        "/chat",
+        json={
+            "question": question,
+            "conversation_id": first["conversation_id"],
+            "conversation_token": first["conversation_token"],
+        },
+    )
+
+
 async def test_a_conversation_started_on_replica_a_continues_on_replica_b(
     replica: Callable[[], httpx.AsyncClient], fake_openai: Any
 ) -> None:
     a, b = replica(), replica()
     fake_openai.script(fo.tool("faq_sales", question=FIRST), fo.text("Yes, 20% off."))
     first = (await a.post("/chat", json={"question": FIRST})).json()
-    fake_openai.script(fo.tool("faq_sales", question="Refunds?"), fo.text("30 days."))
-    follow = await b.post(
-        "/chat",
-        json={
-            "question": "and what about refunds?",
-            "conversation_id": first["conversation_id"],
-            "conversation_token": first["conversation_token"],
-        },
-    )
+    follow = await _follow_up(b, fake_openai, first, "and what about refunds?")
     assert follow.status_code == 200, follow.text
     assert follow.json()["conversation_id"] == first["conversation_id"]
     seen_by_b = _router_history(fake_openai)
@@ -91,15 +98,7 @@ async def test_redis_down_a_conversation_goes_on_in_process_and_nothing_breaks(
     throwaway_redis.kill()
     fake_openai.script(fo.tool("faq_sales", question=FIRST), fo.text("Yes, 20% off."))
     first = (await a.post("/chat", json={"question": FIRST})).json()
-    fake_openai.script(fo.tool("faq_sales", question="Refunds?"), fo.text("30 days."))
-    follow = await a.post(
-        "/chat",
-        json={
-            "question": "and refunds?",
-            "conversation_id": first["conversation_id"],
-            "conversation_token": first["conversation_token"],
-        },
-    )
+    follow = await _follow_up(a, fake_openai, first, "and refunds?")
     assert follow.status_code == 200
     assert FIRST in _router_history(fake_openai)  # the replica's own copy of the history
     health = (await a.get("/health")).json()
