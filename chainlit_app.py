@@ -16,18 +16,10 @@ import structlog
 from chainlit.oauth_providers import get_configured_oauth_providers
 from starlette.requests import HTTPConnection
 
-from faqbot.coalesce import coalesce_tokens
-from faqbot.config import get_settings
-from faqbot.contact import support_contact
-from faqbot.domain import ChatTurn
-from faqbot.errors import FaqBotError, InputError, RateLimitedError
-from faqbot.events import Done, Fallback, RouteDecided, Source, Token, TurnResult
-from faqbot.logs import configure_logging, get_logger
-from faqbot.passwords import verify_password
-from faqbot.privacy.stored import MaskingStore, delete_whole_threads, mask_data_layer
-from faqbot.ratelimit import RateLimiter
-from faqbot.reload import BotHolder, watch_knowledge
-from faqbot.render import (
+from faqbot.answering.coalesce import coalesce_tokens
+from faqbot.answering.contact import support_contact
+from faqbot.answering.events import Done, Fallback, RouteDecided, Source, Token, TurnResult
+from faqbot.answering.render import (
     GONE,
     chosen_markdown,
     message_markdown,
@@ -36,7 +28,15 @@ from faqbot.render import (
     watermark,
     welcome_markdown,
 )
+from faqbot.config import get_settings
+from faqbot.domain import ChatTurn
+from faqbot.errors import FaqBotError, InputError, RateLimitedError
+from faqbot.logs import configure_logging, get_logger
+from faqbot.ops.reload import BotHolder, watch_knowledge
+from faqbot.passwords import verify_password
+from faqbot.privacy.stored import MaskingStore, delete_whole_threads, mask_data_layer
 from faqbot.spend import Spender, StreamSlots
+from faqbot.state.ratelimit import RateLimiter
 from faqbot.store.chainlit_layer import FaqbotDataLayer
 from faqbot.store.database import Database
 from faqbot.store.turns import Face, RoutedBy, Store, TurnRecord
@@ -197,7 +197,8 @@ def _cancel_unless_back(session: Any) -> None:
     """The visitor's socket closed (tab closed, network lost) with an answer in progress: cancel
     it unless the session is back within RECONNECT_GRACE_S. Chainlit itself leaves the turn
     running, so its LLM call went on for nobody (spending tokens) and a stalled one ended as a
-    timeout counted against the provider; cancelled, it is no provider failure (faqbot.bot)."""
+    timeout counted against the provider; cancelled, it is no provider failure
+    (faqbot.answering.bot)."""
     task = getattr(session, "current_task", None)
     if task is None or task.done():
         return
@@ -570,7 +571,7 @@ def _mount_http_api() -> None:
     from chainlit.config import config as cl_config
     from chainlit.server import app, sio
 
-    from faqbot.conversations import ConversationStore
+    from faqbot.state.conversations import ConversationStore
     from faqbot.web.app import create_api, default_admin_site
     from faqbot.web.dispatch import PrefixDispatcher
     from faqbot.web.security import SecurityHeadersMiddleware, websocket_origin_check

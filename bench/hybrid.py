@@ -49,18 +49,18 @@ from retrieval import (  # noqa: E402
     synthetic_queries,
 )
 
-from faqbot.bot import FaqBot  # noqa: E402
+from faqbot.answering.bot import FaqBot  # noqa: E402
+from faqbot.answering.factory import build_semantic  # noqa: E402
 from faqbot.config import load_settings  # noqa: E402
-from faqbot.conversations import ConversationStore  # noqa: E402
 from faqbot.domain import Category, FaqEntry, KnowledgeBase  # noqa: E402
-from faqbot.evaluation import EvalReport, evaluate, format_report, load_questions  # noqa: E402
-from faqbot.factory import build_semantic  # noqa: E402
 from faqbot.knowledge import load_knowledge_base  # noqa: E402
-from faqbot.ratelimit import RateLimiter  # noqa: E402
+from faqbot.ops.evaluation import EvalReport, evaluate, format_report, load_questions  # noqa: E402
 from faqbot.retrieval.hybrid import HybridRetriever  # noqa: E402
 from faqbot.retrieval.indexer import SemanticIndexer  # noqa: E402
 from faqbot.retrieval.lexical import Retriever, zscore  # noqa: E402
 from faqbot.retrieval.vectors import build_dense_index  # noqa: E402
+from faqbot.state.conversations import ConversationStore  # noqa: E402
+from faqbot.state.ratelimit import RateLimiter  # noqa: E402
 from faqbot.web.app import create_api  # noqa: E402
 
 Ranker = Callable[[str], list[str]]

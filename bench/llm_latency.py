@@ -19,10 +19,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from faqbot.bot import FaqBot
+from faqbot.answering.bot import FaqBot
+from faqbot.answering.events import Done, Token
+from faqbot.answering.factory import build_bot
 from faqbot.config import load_settings
-from faqbot.events import Done, Token
-from faqbot.factory import build_bot
 from faqbot.logs import configure_logging
 from tests.fake_openai import FakeOpenAI
 

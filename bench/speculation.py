@@ -36,10 +36,10 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from faqbot.bot import FaqBot  # noqa: E402
+from faqbot.answering.bot import FaqBot  # noqa: E402
+from faqbot.answering.events import Token  # noqa: E402
+from faqbot.answering.factory import build_bot, build_semantic  # noqa: E402
 from faqbot.config import load_settings  # noqa: E402
-from faqbot.events import Token  # noqa: E402
-from faqbot.factory import build_bot, build_semantic  # noqa: E402
 from faqbot.knowledge import load_knowledge_base  # noqa: E402
 from tests import fake_openai as fo  # noqa: E402
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from faqbot.events import Usage
+from faqbot.answering.events import Usage
 from faqbot.spend import Spender, TokenBudgets
 
 ROUTER, ANSWER = Usage(500, 10), Usage(700, 60)

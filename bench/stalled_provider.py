@@ -23,9 +23,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from faqbot.bot import collect
+from faqbot.answering.bot import collect
+from faqbot.answering.factory import build_bot
 from faqbot.config import Settings, load_settings
-from faqbot.factory import build_bot
 from faqbot.logs import configure_logging
 from tests import fake_openai as fo
 

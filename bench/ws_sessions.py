@@ -29,7 +29,7 @@ QUESTIONS = (
     "Where is my order?",
 )
 RATE_LIMITED = "You're sending messages too quickly"
-FALLBACK = "The AI service is unavailable right now"  # faqbot.bot.FALLBACK_MESSAGE
+FALLBACK = "The AI service is unavailable right now"  # faqbot.answering.bot.FALLBACK_MESSAGE
 
 
 class TimedChat(ChatClient):

@@ -1,5 +1,5 @@
 """`python -m faqbot ...` entry point."""
 
-from faqbot.cli import main
+from faqbot.ops.cli import main
 
 raise SystemExit(main())

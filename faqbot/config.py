@@ -62,12 +62,12 @@ class Settings(BaseSettings):
     local_routing: bool = True
     # When the router must be asked (an unsure match: the "Did you mean" zone), start the answer
     # call for retrieval's best category at the same time and keep it if the router agrees
-    # (faqbot.bot). Saves ~one router round trip on those questions; a disagreement wastes the
-    # started call's tokens. Measured in bench/RESULTS.md ("Speculative answer call").
+    # (faqbot.answering.bot). Saves ~one router round trip on those questions; a disagreement
+    # wastes the started call's tokens. Measured in bench/RESULTS.md ("Speculative answer call").
     speculative_answer: bool = False
     # The chat UI sends an answer's first words at once, then joins the words arriving within
-    # this many ms into one socket.io message (faqbot.coalesce): a fast model's word-per-packet
-    # stream was most of the server's work under load. 0 = one message per token.
+    # this many ms into one socket.io message (faqbot.answering.coalesce): a fast model's
+    # word-per-packet stream was most of the server's work under load. 0 = one message per token.
     ui_token_interval_ms: int = Field(default=40, ge=0, le=1000)
     circuit_failure_threshold: int = Field(default=3, ge=1, le=100)
     circuit_reset_seconds: float = Field(default=30.0, gt=0, le=3600)
@@ -107,7 +107,7 @@ class Settings(BaseSettings):
     # loads `.env` into it); unset = loopback only. Declared here for `check --deployment`.
     forwarded_allow_ips: str | None = None
     max_question_chars: int = Field(default=1000, ge=1, le=100_000)
-    # Signs the API's conversation tokens (faqbot.conversations). Unset: a random secret per
+    # Signs the API's conversation tokens (faqbot.state.conversations). Unset: a random secret per
     # process, so tokens die at a restart and are refused by other replicas; set the same value on
     # every replica of a deployment. Never logged.
     conversation_secret: SecretStr | None = None

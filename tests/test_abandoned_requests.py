@@ -24,10 +24,10 @@ import pytest
 import uvicorn
 from starlette.requests import Request
 
-from faqbot.bot import FaqBot
-from faqbot.conversations import ConversationStore
-from faqbot.factory import build_bot
-from faqbot.ratelimit import RateLimiter
+from faqbot.answering.bot import FaqBot
+from faqbot.answering.factory import build_bot
+from faqbot.state.conversations import ConversationStore
+from faqbot.state.ratelimit import RateLimiter
 from faqbot.web.app import create_api
 from tests import fake_openai as fo
 from tests.e2e_support import chainlit_server, free_port

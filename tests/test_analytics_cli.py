@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from faqbot.cli import main
+from faqbot.ops.cli import main
 from tests.analytics_support import seed_data_dir
 from tests.conftest import ROOT
 

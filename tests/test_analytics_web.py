@@ -10,8 +10,8 @@ import pytest
 from starlette.applications import Starlette
 from starlette.requests import HTTPConnection
 
-from faqbot.conversations import ConversationStore
-from faqbot.ratelimit import RateLimiter
+from faqbot.state.conversations import ConversationStore
+from faqbot.state.ratelimit import RateLimiter
 from faqbot.web.admin_access import Viewer
 from faqbot.web.app import create_api, default_admin_site
 from faqbot.web.security import SecurityHeadersMiddleware
@@ -165,7 +165,7 @@ async def test_a_missing_database_is_a_503(make_settings: Any, tmp_path: Path) -
 
 
 def test_deployment_check_warns_about_open_analytics(make_settings: Any) -> None:
-    from faqbot.deployment import check_deployment
+    from faqbot.ops.deployment import check_deployment
 
     def flagged(**values: Any) -> bool:
         return "ANALYTICS_ENABLED" in {

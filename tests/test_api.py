@@ -16,11 +16,11 @@ import pytest
 from httpx_sse import aconnect_sse
 from pydantic import TypeAdapter, ValidationError
 
-from faqbot.bot import FaqBot
-from faqbot.conversations import ConversationStore
+from faqbot.answering.bot import FaqBot
+from faqbot.answering.factory import build_bot
 from faqbot.errors import InputError
-from faqbot.factory import build_bot
-from faqbot.ratelimit import RateLimiter
+from faqbot.state.conversations import ConversationStore
+from faqbot.state.ratelimit import RateLimiter
 from faqbot.validation import clean_question
 from faqbot.web.app import create_api
 from faqbot.web.schemas import VISIBLE_CHAR, ChatRequest

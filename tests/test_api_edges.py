@@ -21,11 +21,11 @@ from httpx_sse import EventSource
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from faqbot.conversations import ConversationSigner, ConversationStore
+from faqbot.answering.factory import build_bot
 from faqbot.errors import InputError
-from faqbot.factory import build_bot
 from faqbot.knowledge.ids import ENTRY_ID_PATTERN, entry_id
-from faqbot.ratelimit import RateLimiter
+from faqbot.state.conversations import ConversationSigner, ConversationStore
+from faqbot.state.ratelimit import RateLimiter
 from faqbot.validation import EMPTY_QUESTION, clean_question, too_long
 from faqbot.web.app import create_api
 from faqbot.web.chat import encode_sse

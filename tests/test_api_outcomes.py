@@ -8,8 +8,8 @@ from typing import Any
 
 import httpx
 
-from faqbot.factory import build_bot
-from faqbot.offline import SUGGEST_TEXT
+from faqbot.answering.factory import build_bot
+from faqbot.answering.offline import SUGGEST_TEXT
 from tests.conftest import FAQ_DIR
 from tests.test_api import client_for, sse_events
 

@@ -25,9 +25,9 @@ from typing import Any
 import httpx
 import pytest
 
-from faqbot.conversations import ConversationStore
-from faqbot.factory import build_bot
-from faqbot.ratelimit import RateLimiter
+from faqbot.answering.factory import build_bot
+from faqbot.state.conversations import ConversationStore
+from faqbot.state.ratelimit import RateLimiter
 from faqbot.web.app import create_api
 from faqbot.web.limits import MAX_BODY_BYTES
 from tests.e2e_support import ROOT, free_port
@@ -37,9 +37,9 @@ ERROR_KEYS = {"error", "detail", "error_code"}
 SERVER = """
 import sys, uvicorn
 from faqbot.config import load_settings
-from faqbot.conversations import ConversationStore
-from faqbot.factory import build_bot
-from faqbot.ratelimit import RateLimiter
+from faqbot.state.conversations import ConversationStore
+from faqbot.answering.factory import build_bot
+from faqbot.state.ratelimit import RateLimiter
 from faqbot.web.app import create_api
 from faqbot.web.dispatch import PrefixDispatcher
 

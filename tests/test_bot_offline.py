@@ -4,11 +4,11 @@ from typing import Any
 
 import pytest
 
-from faqbot.bot import FaqBot, collect
+from faqbot.answering.bot import FaqBot, collect
+from faqbot.answering.events import Done, Fallback, Refused, RouteDecided, Sources, Token
+from faqbot.answering.factory import build_bot
 from faqbot.domain import ChatTurn
 from faqbot.errors import InputError
-from faqbot.events import Done, Fallback, Refused, RouteDecided, Sources, Token
-from faqbot.factory import build_bot
 
 REFUSAL = (
     "I don't have that information in my FAQ database. Please contact support for more details."

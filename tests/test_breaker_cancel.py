@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from faqbot.bot import FaqBot, collect
-from faqbot.breaker import CircuitBreaker
-from faqbot.events import RouteDecided, Token
-from faqbot.factory import build_bot
+from faqbot.answering.bot import FaqBot, collect
+from faqbot.answering.breaker import CircuitBreaker
+from faqbot.answering.events import RouteDecided, Token
+from faqbot.answering.factory import build_bot
 from tests import fake_openai as fo
 
 pytestmark = pytest.mark.llm

@@ -13,9 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
+from faqbot.answering.offline import SUGGEST_TEXT
+from faqbot.answering.render import GONE
 from faqbot.knowledge.loader import load_knowledge_base
-from faqbot.offline import SUGGEST_TEXT
-from faqbot.render import GONE
 from tests.e2e_support import ROOT, ChatClient, chainlit_server, server_logs_on_failure
 
 pytestmark = pytest.mark.chainlit

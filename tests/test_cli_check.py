@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from faqbot import cli
+from faqbot.ops import cli
 from tests.conftest import FAQ_DIR, ROOT
 
 BROKEN = Path(__file__).resolve().parent / "data" / "broken"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 
-from faqbot.coalesce import coalesce_tokens
-from faqbot.events import Event, Fallback, RouteDecided, Sources, Token
+from faqbot.answering.coalesce import coalesce_tokens
+from faqbot.answering.events import Event, Fallback, RouteDecided, Sources, Token
 
 
 class Clock:

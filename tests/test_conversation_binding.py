@@ -16,11 +16,11 @@ from typing import Any
 import httpx
 import pytest
 
+from faqbot.answering.factory import build_bot
 from faqbot.config import load_settings
-from faqbot.conversations import ConversationStore
 from faqbot.errors import ConfigError
-from faqbot.factory import build_bot
-from faqbot.ratelimit import RateLimiter
+from faqbot.state.conversations import ConversationStore
+from faqbot.state.ratelimit import RateLimiter
 from faqbot.web.app import create_api
 from tests import fake_openai as fo
 
@@ -191,7 +191,8 @@ async def test_replicas_sharing_conversation_secret_accept_each_others_tokens(
 
 
 def test_signer_tokens_are_bound_to_id_and_secret() -> None:
-    from faqbot.conversations import ConversationSigner  # new here: the module imports without
+    # new here: the module imports without
+    from faqbot.state.conversations import ConversationSigner
 
     signer = ConversationSigner(b"k" * 32)
     token = signer.token("abc")

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from faqbot import cli
 from faqbot.config import Settings
+from faqbot.ops import cli
 from tests.conftest import ROOT
 
 SETTING_NAMES = [name.upper() for name in Settings.model_fields]

@@ -15,13 +15,13 @@ from typing import Any
 import httpx
 import pytest
 
-from faqbot.bot import FaqBot, collect
-from faqbot.conversations import ConversationStore
-from faqbot.factory import build_bot
-from faqbot.ratelimit import RateLimiter
+from faqbot.answering.bot import FaqBot, collect
+from faqbot.answering.factory import build_bot
 from faqbot.retrieval.confidence import GENERIC
 from faqbot.retrieval.indexer import background_questions
 from faqbot.retrieval.openai_embedder import OpenAIEmbedder
+from faqbot.state.conversations import ConversationStore
+from faqbot.state.ratelimit import RateLimiter
 from faqbot.web.app import create_api
 from tests import fake_openai as fo
 

@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from faqbot.bot import FaqBot, collect
-from faqbot.events import Event, Fallback, Token, TurnResult
-from faqbot.factory import build_bot
+from faqbot.answering.bot import FaqBot, collect
+from faqbot.answering.events import Event, Fallback, Token, TurnResult
+from faqbot.answering.factory import build_bot
 from tests import fake_openai as fo
 
 pytestmark = pytest.mark.llm

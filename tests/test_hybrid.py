@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from faqbot.bot import FaqBot, collect
+from faqbot.answering.bot import FaqBot, collect
 from faqbot.domain import FaqEntry
 from faqbot.errors import EmbeddingError
 from faqbot.knowledge import load_knowledge_base

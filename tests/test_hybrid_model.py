@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from faqbot.bot import FaqBot, collect
+from faqbot.answering.bot import FaqBot, collect
+from faqbot.answering.factory import build_bot
 from faqbot.config import load_settings
-from faqbot.factory import build_bot
 from faqbot.retrieval.confidence import BUNDLED, LEXICAL_ZONES, calibrator_for
 from tests.e2e_support import chainlit_server
 

@@ -12,11 +12,11 @@ from typing import Any, cast
 
 import pytest
 
-from faqbot.bot import collect
+from faqbot.answering.bot import collect
+from faqbot.answering.factory import build_bot
+from faqbot.answering.router import MAX_TURN_CHARS, history_messages
 from faqbot.domain import ChatTurn, FaqEntry, Role
-from faqbot.factory import build_bot
 from faqbot.prompts import answer_system, neutralise
-from faqbot.router import MAX_TURN_CHARS, history_messages
 from faqbot.validation import clean_question
 from tests import fake_openai as fo
 

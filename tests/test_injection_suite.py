@@ -24,15 +24,15 @@ from typing import Any
 
 import pytest
 
-from faqbot.bot import FaqBot
+from faqbot.answering.bot import FaqBot
+from faqbot.answering.events import Done, RouteDecided, TurnResult
+from faqbot.answering.factory import build_model
+from faqbot.answering.router import MAX_TURN_CHARS
 from faqbot.config import load_settings
 from faqbot.domain import ChatTurn, KnowledgeBase
 from faqbot.errors import InputError
-from faqbot.events import Done, RouteDecided, TurnResult
-from faqbot.factory import build_model
 from faqbot.knowledge import load_knowledge_base
 from faqbot.llm.protocol import ChatModel
-from faqbot.router import MAX_TURN_CHARS
 from faqbot.security.cases import InjectionCase, RouterScript, load_cases
 from faqbot.security.redteam import history_of, judge, run_case, with_overrides
 from faqbot.validation import clean_question

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from faqbot.bot import FaqBot, collect
+from faqbot.answering.bot import FaqBot, collect
+from faqbot.answering.events import Done, Fallback, Refused, RouteDecided, Token
+from faqbot.answering.factory import build_bot
 from faqbot.domain import ChatTurn
-from faqbot.events import Done, Fallback, Refused, RouteDecided, Token
-from faqbot.factory import build_bot
 from tests import fake_openai as fo
 
 pytestmark = pytest.mark.llm

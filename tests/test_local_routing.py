@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from faqbot.bot import FaqBot, collect
+from faqbot.answering.bot import FaqBot, collect
+from faqbot.answering.events import RouteDecided
+from faqbot.answering.factory import build_bot
 from faqbot.domain import ChatTurn
-from faqbot.events import RouteDecided
-from faqbot.factory import build_bot
 from faqbot.retrieval.embedders import HashEmbedder
 from faqbot.retrieval.indexer import SemanticIndexer
 from tests import fake_openai as fo

@@ -16,10 +16,10 @@ import pytest
 from sqlalchemy import text
 
 from faqbot.analytics.report import build_report
-from faqbot.conversations import ConversationStore
-from faqbot.factory import build_bot
+from faqbot.answering.factory import build_bot
 from faqbot.privacy.stored import MaskingStore, mask_data_layer
-from faqbot.ratelimit import RateLimiter
+from faqbot.state.conversations import ConversationStore
+from faqbot.state.ratelimit import RateLimiter
 from faqbot.store.database import Database
 from faqbot.store.turns import Store
 from faqbot.web.app import create_api

@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from faqbot.errors import RateLimitedError
-from faqbot.ratelimit import RateLimiter
+from faqbot.state.ratelimit import RateLimiter
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
 

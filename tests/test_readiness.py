@@ -8,10 +8,10 @@ from typing import Any
 import httpx
 import pytest
 
-from faqbot.bot import FaqBot
-from faqbot.conversations import ConversationStore
-from faqbot.factory import build_bot
-from faqbot.ratelimit import RateLimiter
+from faqbot.answering.bot import FaqBot
+from faqbot.answering.factory import build_bot
+from faqbot.state.conversations import ConversationStore
+from faqbot.state.ratelimit import RateLimiter
 from faqbot.web.app import create_api
 from faqbot.web.readiness import ReadinessCheck
 from tests.redis_support import REDIS_SERVER, ThrowawayRedis

@@ -15,9 +15,9 @@ from typing import Any
 import httpx
 import pytest
 
-from faqbot.conversations import ConversationStore
-from faqbot.factory import build_bot
-from faqbot.ratelimit import RateLimiter
+from faqbot.answering.factory import build_bot
+from faqbot.state.conversations import ConversationStore
+from faqbot.state.ratelimit import RateLimiter
 from faqbot.web.app import create_api
 from tests.redis_support import REDIS_SERVER, ThrowawayRedis
 

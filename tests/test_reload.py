@@ -4,9 +4,9 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from faqbot.bot import collect
-from faqbot.factory import build_bot
-from faqbot.reload import BotHolder, ReloadStatus, reload_once, watch_knowledge
+from faqbot.answering.bot import collect
+from faqbot.answering.factory import build_bot
+from faqbot.ops.reload import BotHolder, ReloadStatus, reload_once, watch_knowledge
 
 NEW_ENTRY = "\n\nQ: Do you offer gift cards?\nA: Yes, gift cards are sold in the billing portal.\n"
 

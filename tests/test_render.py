@@ -1,12 +1,12 @@
-"""What the chat faces say about a turn: true for what happened (unit tests of faqbot.render)."""
+"""What the chat faces say about a turn: true for what happened (unit tests of
+faqbot.answering.render)."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-from faqbot.domain import FaqEntry
-from faqbot.events import Source, TurnResult
-from faqbot.render import (
+from faqbot.answering.events import Source, TurnResult
+from faqbot.answering.render import (
     chosen_markdown,
     footer_markdown,
     message_markdown,
@@ -14,6 +14,7 @@ from faqbot.render import (
     unavailable_text,
     watermark,
 )
+from faqbot.domain import FaqEntry
 
 SRC = Source("sales-what-is-your-refund-policy", "sales", "What is your refund policy?", 0.9)
 ANSWERED = TurnResult(

@@ -18,10 +18,10 @@ from typing import Any
 import httpx2
 import pytest
 
-from faqbot.bot import FaqBot, collect
-from faqbot.breaker import MAX_OPEN_SECONDS, CircuitBreaker
-from faqbot.events import TurnResult
-from faqbot.factory import build_bot
+from faqbot.answering.bot import FaqBot, collect
+from faqbot.answering.breaker import MAX_OPEN_SECONDS, CircuitBreaker
+from faqbot.answering.events import TurnResult
+from faqbot.answering.factory import build_bot
 from faqbot.llm.openai_model import retry_after_seconds, retry_wait_bound
 from tests import fake_openai as fo
 

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from faqbot.config import load_settings
-from faqbot.serve import chainlit_args
+from faqbot.ops.serve import chainlit_args
 from tests.e2e_support import free_port, loopback_aliases_work
 
 pytestmark = pytest.mark.chainlit  # runs the real server

@@ -15,12 +15,12 @@ import httpx
 import pytest
 
 import tests.fake_openai as fo
-from faqbot.bot import FaqBot, collect
-from faqbot.cache import AnswerCache, CachedAnswer
-from faqbot.conversations import ConversationStore
-from faqbot.events import Source
-from faqbot.factory import build_bot
-from faqbot.ratelimit import RateLimiter
+from faqbot.answering.bot import FaqBot, collect
+from faqbot.answering.events import Source
+from faqbot.answering.factory import build_bot
+from faqbot.state.cache import AnswerCache, CachedAnswer
+from faqbot.state.conversations import ConversationStore
+from faqbot.state.ratelimit import RateLimiter
 from faqbot.web.app import create_api
 from tests.redis_support import REDIS_SERVER, ThrowawayRedis
 from tests.test_llm_path import DISCOUNT

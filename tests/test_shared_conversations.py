@@ -14,9 +14,9 @@ import httpx
 import pytest
 
 import tests.fake_openai as fo
-from faqbot.conversations import ConversationStore
-from faqbot.factory import build_bot
-from faqbot.ratelimit import RateLimiter
+from faqbot.answering.factory import build_bot
+from faqbot.state.conversations import ConversationStore
+from faqbot.state.ratelimit import RateLimiter
 from faqbot.web.app import create_api
 from tests.redis_support import REDIS_SERVER, ThrowawayRedis
 

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from faqbot.bot import FaqBot
+from faqbot.answering.bot import FaqBot
+from faqbot.answering.events import Done, RouteDecided, Token
+from faqbot.answering.factory import build_bot
 from faqbot.domain import ChatTurn
-from faqbot.events import Done, RouteDecided, Token
-from faqbot.factory import build_bot
 from faqbot.metrics import SPECULATIVE
 from faqbot.retrieval.embedders import HashEmbedder
 from faqbot.retrieval.indexer import SemanticIndexer

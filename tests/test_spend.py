@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from faqbot.bot import FaqBot, collect
-from faqbot.events import Fallback, RouteDecided, TurnResult
-from faqbot.factory import build_bot, build_model
+from faqbot.answering.bot import FaqBot, collect
+from faqbot.answering.events import Fallback, RouteDecided, TurnResult
+from faqbot.answering.factory import build_bot, build_model
 from faqbot.knowledge import load_knowledge_base
 from faqbot.spend import NOTICES, Spender, TokenBudgets
 from faqbot.spend.counters import MemoryCounters

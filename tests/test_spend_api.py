@@ -18,11 +18,11 @@ import httpx
 import pytest
 import uvicorn
 
-from faqbot.bot import FaqBot
-from faqbot.conversations import ConversationStore
-from faqbot.factory import build_bot
-from faqbot.ratelimit import RateLimiter
+from faqbot.answering.bot import FaqBot
+from faqbot.answering.factory import build_bot
 from faqbot.spend import NOTICES, StreamSlots
+from faqbot.state.conversations import ConversationStore
+from faqbot.state.ratelimit import RateLimiter
 from faqbot.web.app import create_api
 from tests import fake_openai as fo
 from tests.e2e_support import free_port

@@ -16,12 +16,12 @@ import httpx
 import pytest
 import redis
 
-from faqbot.bot import FaqBot, collect
-from faqbot.conversations import ConversationStore
-from faqbot.factory import build_model
+from faqbot.answering.bot import FaqBot, collect
+from faqbot.answering.factory import build_model
 from faqbot.knowledge import load_knowledge_base
-from faqbot.ratelimit import RateLimiter
 from faqbot.spend import Spender, TokenBudgets
+from faqbot.state.conversations import ConversationStore
+from faqbot.state.ratelimit import RateLimiter
 from faqbot.web.app import create_api
 from tests import fake_openai as fo
 from tests.redis_support import REDIS_SERVER, SHARED_REDIS_URL, ThrowawayRedis, shared_redis_up

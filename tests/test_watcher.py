@@ -17,10 +17,10 @@ from typing import Any
 
 import httpx
 
-from faqbot.bot import collect
-from faqbot.conversations import ConversationStore
-from faqbot.ratelimit import RateLimiter
-from faqbot.reload import BotHolder, watch_knowledge
+from faqbot.answering.bot import collect
+from faqbot.ops.reload import BotHolder, watch_knowledge
+from faqbot.state.conversations import ConversationStore
+from faqbot.state.ratelimit import RateLimiter
 from faqbot.web.app import create_api
 from tests.conftest import SMALL_FAQ
 

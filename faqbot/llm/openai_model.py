@@ -15,8 +15,8 @@ Retry-After: the SDK waits out a provider's Retry-After (up to two minutes) befo
 one `Retry-After: 20` held every question 20 s before its offline fallback. `make_client` builds a
 client that retries only when the wait fits inside the first-token deadline
 (`retry_wait_bound`); a longer one fails at once with the wait in the error's `retry_after`, and
-the bot keeps its circuit breaker open that long (faqbot.bot), so users get the offline answer
-without waiting.
+the bot keeps its circuit breaker open that long (faqbot.answering.bot), so users get the offline
+answer without waiting.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from typing import Any, NoReturn, Self
 import httpx2
 import openai
 
+from faqbot.answering.events import Usage
 from faqbot.errors import (
     LLMAuthError,
     LLMError,
@@ -40,7 +41,6 @@ from faqbot.errors import (
     LLMTimeoutError,
     LLMUnavailableError,
 )
-from faqbot.events import Usage
 from faqbot.llm.protocol import Message, ToolCall, ToolCompletion
 
 # A streamed chunk as the JSON object the provider sent (`{"choices": [{"delta": ...,
@@ -107,7 +107,7 @@ class BoundedRetryClient(openai.AsyncOpenAI):
     def _should_retry(self, response: httpx2.Response) -> bool:
         wait = retry_after_seconds(response.headers)
         if wait is not None and wait > self.max_retry_wait:
-            return False  # fail now: the breaker keeps the provider's time (faqbot.bot)
+            return False  # fail now: the breaker keeps the provider's time (faqbot.answering.bot)
         return super()._should_retry(response)
 
 
@@ -233,7 +233,7 @@ class OpenAIChatModel:
         saw_choice = False
         try:
             # "required": the router always answers with a tool call (never free text), and
-            # says "no category fits" with its `not_covered` tool (faqbot.router)
+            # says "no category fits" with its `not_covered` tool (faqbot.answering.router)
             chunks = self._chunks(messages, tools=list(tools), tool_choice="required")
             async with contextlib.aclosing(chunks):
                 async for chunk in chunks:

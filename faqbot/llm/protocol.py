@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from faqbot.events import Usage
+from faqbot.answering.events import Usage
 
 Message = dict[str, Any]
 

@@ -14,14 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, TextIO, cast
 
-from faqbot.bot import FaqBot, collect
+from faqbot.answering.bot import FaqBot, collect
+from faqbot.answering.events import TurnResult
+from faqbot.answering.offline import suggestion_text
 from faqbot.config import Settings
 from faqbot.domain import ChatTurn, KnowledgeBase, Role
 from faqbot.errors import InputError
-from faqbot.events import TurnResult
 from faqbot.knowledge import load_knowledge_base
 from faqbot.knowledge.loader import SUFFIXES
-from faqbot.offline import suggestion_text
 from faqbot.retrieval.factory import build_embedder
 from faqbot.retrieval.indexer import SemanticIndexer
 from faqbot.security.cases import InjectionCase

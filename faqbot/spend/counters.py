@@ -1,6 +1,6 @@
 """Counters with an expiry, in Redis when configured (replicas share them), else in memory.
 
-Redis goes through `faqbot.shared.SharedRedis`, the degrade-don't-fail wrapper the answer cache
+Redis goes through `faqbot.state.redis.SharedRedis`, the degrade-don't-fail wrapper the answer cache
 and the conversation store use: a Redis that fails (down, unreachable, slower than its time
 bound) never becomes the visitor's error. The counters then live in process memory (each
 replica counts its own share), `degraded` says why for /api/health, and Redis is tried again
@@ -24,7 +24,7 @@ from typing import Any
 
 from redis import asyncio as aioredis
 
-from faqbot.shared import SharedRedis
+from faqbot.state.redis import SharedRedis
 
 Increment = tuple[str, int, int]  # key, amount, expiry in seconds (from the first increment)
 SWEEP_EVERY_S = 60.0

@@ -18,8 +18,8 @@ from sqlalchemy import Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from faqbot.answering.events import TurnResult
 from faqbot.domain import ChatTurn
-from faqbot.events import TurnResult
 from faqbot.store.database import Database
 from faqbot.store.schema import feedbacks, steps, threads, turns
 

@@ -18,7 +18,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from faqbot.analytics.report import LOW_CONFIDENCE, Report, build_report, parse_since
-from faqbot.bot import FaqBot
+from faqbot.answering.bot import FaqBot
 from faqbot.config import Settings
 from faqbot.errors import ConfigError
 from faqbot.logs import get_logger

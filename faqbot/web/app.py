@@ -15,9 +15,9 @@ from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from faqbot.config import Settings
-from faqbot.conversations import ConversationStore
-from faqbot.ratelimit import RateLimiter
 from faqbot.spend import StreamSlots
+from faqbot.state.conversations import ConversationStore
+from faqbot.state.ratelimit import RateLimiter
 from faqbot.store.turns import Store
 from faqbot.web.admin_access import SignIn
 from faqbot.web.analytics import AdminSite, register_analytics

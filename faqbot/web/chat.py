@@ -27,10 +27,8 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from faqbot.bot import FaqBot
-from faqbot.domain import ChatTurn
-from faqbot.errors import FaqBotError
-from faqbot.events import (
+from faqbot.answering.bot import FaqBot
+from faqbot.answering.events import (
     Done,
     Event,
     Fallback,
@@ -42,8 +40,10 @@ from faqbot.events import (
     TurnResult,
     Via,
 )
+from faqbot.answering.render import route_markdown
+from faqbot.domain import ChatTurn
+from faqbot.errors import FaqBotError
 from faqbot.logs import get_logger
-from faqbot.render import route_markdown
 from faqbot.spend import Spender, StreamSlot
 from faqbot.store.turns import TurnRecord, new_id
 from faqbot.web.context import ApiContext, Conversation

@@ -8,15 +8,15 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import NamedTuple
 
-from faqbot.bot import FaqBot
+from faqbot.answering.bot import FaqBot
+from faqbot.answering.contact import support_contact
+from faqbot.answering.events import TurnResult
 from faqbot.config import Settings
-from faqbot.contact import support_contact
-from faqbot.conversations import ConversationSigner, ConversationStore, stored_secret
 from faqbot.domain import ChatTurn
-from faqbot.events import TurnResult
 from faqbot.logs import get_logger
-from faqbot.ratelimit import RateLimiter
 from faqbot.spend import StreamSlots
+from faqbot.state.conversations import ConversationSigner, ConversationStore, stored_secret
+from faqbot.state.ratelimit import RateLimiter
 from faqbot.store.turns import Store
 from faqbot.validation import clean_question
 from faqbot.web.errors import Unavailable

@@ -8,10 +8,10 @@ from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI, Query, Response
 
-from faqbot.bot import FaqBot
+from faqbot.answering.bot import FaqBot
 from faqbot.errors import LLMError
 from faqbot.metrics import exposition
-from faqbot.reload import ReloadStatus, reload_status
+from faqbot.ops.reload import ReloadStatus, reload_status
 from faqbot.web.context import ApiContext
 from faqbot.web.readiness import not_ready_reasons
 from faqbot.web.schemas import ERRORS, CategoryOut, HealthResponse

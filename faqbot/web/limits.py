@@ -15,7 +15,7 @@ from __future__ import annotations
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from faqbot.errors import RateLimitedError
-from faqbot.ratelimit import RateLimiter
+from faqbot.state.ratelimit import RateLimiter
 from faqbot.web.errors import error_response, rate_limited_response
 from faqbot.web.schemas import MAX_BODY_BYTES
 

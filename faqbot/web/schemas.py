@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from faqbot.events import Outcome
+from faqbot.answering.events import Outcome
 from faqbot.validation import EMPTY_QUESTION
 
 # A question must contain at least one visible character: blanks, control, zero-width and bidi

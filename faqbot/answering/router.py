@@ -15,9 +15,9 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from faqbot.answering.events import Usage
 from faqbot.domain import ChatTurn, KnowledgeBase
 from faqbot.errors import LLMOutputRejected
-from faqbot.events import Usage
 from faqbot.llm.protocol import ChatModel, Message, ToolCall
 from faqbot.logs import get_logger
 from faqbot.prompts import NOT_COVERED, not_covered_tool, router_system, router_tool, tool_name

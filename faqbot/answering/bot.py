@@ -1,4 +1,5 @@
-"""FaqBot: the one pipeline behind every face. `answer()` yields typed events (faqbot.events).
+"""FaqBot: the one pipeline behind every face. `answer()` yields typed events
+(faqbot.answering.events).
 
 With a ChatModel: LLM router -> top-k grounding -> streamed grounded answer. Without one, or when
 the LLM fails (timeout, 429, 5xx, torn stream, malformed tool call) or its circuit is open: offline
@@ -15,19 +16,9 @@ from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-from faqbot.answerer import GroundedAnswerer, Grounding
-from faqbot.breaker import CircuitBreaker
-from faqbot.cache import AnswerCache, CachedAnswer
-from faqbot.config import Settings
-from faqbot.domain import ChatTurn, KnowledgeBase
-from faqbot.errors import (
-    LLMAuthError,
-    LLMError,
-    LLMOutputRejected,
-    LLMProtocolError,
-    LLMTimeoutError,
-)
-from faqbot.events import (
+from faqbot.answering.answerer import GroundedAnswerer, Grounding
+from faqbot.answering.breaker import CircuitBreaker
+from faqbot.answering.events import (
     Done,
     Event,
     Fallback,
@@ -42,17 +33,27 @@ from faqbot.events import (
     Usage,
     Via,
 )
+from faqbot.answering.offline import OfflineEngine, source_of, suggestion_text
+from faqbot.answering.router import LLMRouter, Route
+from faqbot.config import Settings
+from faqbot.domain import ChatTurn, KnowledgeBase
+from faqbot.errors import (
+    LLMAuthError,
+    LLMError,
+    LLMOutputRejected,
+    LLMProtocolError,
+    LLMTimeoutError,
+)
 from faqbot.llm.protocol import ChatModel
 from faqbot.logs import get_logger
 from faqbot.metrics import observe_speculation, observe_turn
-from faqbot.offline import OfflineEngine, source_of, suggestion_text
 from faqbot.retrieval import Retriever, SearchResult
 from faqbot.retrieval.confidence import Zones
 from faqbot.retrieval.hybrid import HybridRetriever
 from faqbot.retrieval.indexer import SemanticIndexer
 from faqbot.retrieval.vectors import DenseIndex
-from faqbot.router import LLMRouter, Route
 from faqbot.spend import BudgetReached, Spender, TokenBudgets
+from faqbot.state.cache import AnswerCache, CachedAnswer
 from faqbot.validation import clean_question
 
 log = get_logger("faqbot.bot")

@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Callable
 
-from faqbot.events import Event, Token
+from faqbot.answering.events import Event, Token
 
 
 async def coalesce_tokens(

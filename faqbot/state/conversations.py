@@ -27,7 +27,7 @@ from pathlib import Path
 from cachetools import TTLCache
 
 from faqbot.domain import ChatTurn
-from faqbot.shared import SharedRedis
+from faqbot.state.redis import SharedRedis
 
 TOKEN_PREFIX = "v1."  # noqa: S105 - a version tag, not a secret: tells later schemes apart
 # One random secret per process, used when CONVERSATION_SECRET is not set: tokens then stop

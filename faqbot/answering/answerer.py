@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+from faqbot.answering.events import Source, Usage
 from faqbot.domain import FaqEntry, KnowledgeBase
-from faqbot.events import Source, Usage
 from faqbot.knowledge.ids import normalise_question
 from faqbot.llm.protocol import ChatModel
 from faqbot.prompts import answer_system, neutralise

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from faqbot.bot import FaqBot
+from faqbot.answering.bot import FaqBot
 from faqbot.config import Settings
 from faqbot.knowledge import load_knowledge_base
 from faqbot.llm.protocol import ChatModel

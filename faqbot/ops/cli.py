@@ -11,10 +11,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
+from faqbot.answering.contact import support_contact
+from faqbot.answering.events import Done, Fallback, RouteDecided, Token, TurnResult
 from faqbot.config import Settings, load_settings
-from faqbot.contact import support_contact
 from faqbot.errors import ConfigError, FaqBotError, FaqFormatError, KnowledgeError
-from faqbot.events import Done, Fallback, RouteDecided, Token, TurnResult
 from faqbot.knowledge import check_dir
 from faqbot.logs import configure_logging
 
@@ -51,7 +51,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 def _check_deployment(*, strict: bool) -> int:
     """One `warning:` line per unsafe setting; exit 1 with --strict when any stands."""
-    from faqbot.deployment import check_deployment
+    from faqbot.ops.deployment import check_deployment
 
     warnings = check_deployment(load_settings())
     for warning in warnings:
@@ -85,7 +85,7 @@ def _write_result(out: TextIO, r: TurnResult, contact: str | None) -> None:
 
 
 async def _ask(question: str) -> int:
-    from faqbot.factory import build_bot
+    from faqbot.answering.factory import build_bot
 
     settings = load_settings()
     bot = build_bot(settings)
@@ -113,7 +113,7 @@ def _cmd_ask(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from faqbot.evaluation import format_report, run_eval
+    from faqbot.ops.evaluation import format_report, run_eval
 
     report = asyncio.run(run_eval(Path(args.file), offline=args.offline))
     print(format_report(report))
@@ -137,7 +137,7 @@ def _cmd_redteam(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from faqbot.serve import serve
+    from faqbot.ops.serve import serve
 
     return serve(load_settings())
 

@@ -21,11 +21,11 @@ from typing import Any
 
 import yaml
 
-from faqbot.bot import FaqBot, collect
+from faqbot.answering.bot import FaqBot, collect
+from faqbot.answering.events import TurnResult
+from faqbot.answering.factory import build_bot
 from faqbot.config import load_settings
 from faqbot.errors import KnowledgeError
-from faqbot.events import TurnResult
-from faqbot.factory import build_bot
 
 
 @dataclass

@@ -11,8 +11,8 @@ import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
+from faqbot.answering.events import Event, Source, Sources, Token
 from faqbot.domain import ChatTurn, FaqEntry
-from faqbot.events import Event, Source, Sources, Token
 from faqbot.retrieval import SearchResult
 from faqbot.retrieval.confidence import Zone, Zones
 from faqbot.retrieval.hybrid import HybridRetriever

@@ -27,11 +27,11 @@ from typing import Any
 
 import watchfiles
 
-from faqbot.bot import FaqBot
+from faqbot.answering.bot import FaqBot
+from faqbot.answering.factory import build_bot
 from faqbot.config import Settings
 from faqbot.domain import Category, KnowledgeBase
 from faqbot.errors import FaqFormatError, KnowledgeError
-from faqbot.factory import build_bot
 from faqbot.knowledge.loader import EMPTY_FILE, check_dir, is_faq_name
 from faqbot.logs import get_logger
 

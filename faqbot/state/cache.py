@@ -16,9 +16,9 @@ from typing import Any
 
 from cachetools import TTLCache
 
-from faqbot.events import Source
+from faqbot.answering.events import Source
 from faqbot.knowledge.ids import normalise_question
-from faqbot.shared import Command, SharedRedis
+from faqbot.state.redis import Command, SharedRedis
 
 PREFIX = "faqbot:answer:"
 CacheKey = tuple[str, str, str]

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from faqbot.answering.events import RouteDecided, Source, TurnResult
+from faqbot.answering.offline import SUGGEST_TEXT
 from faqbot.domain import FaqEntry, KnowledgeBase
-from faqbot.events import RouteDecided, Source, TurnResult
-from faqbot.offline import SUGGEST_TEXT
 
 UNAVAILABLE = (
     "Sorry, the FAQ is not available right now: it could not be loaded, so I cannot answer "
