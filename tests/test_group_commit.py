@@ -8,13 +8,13 @@ commits what is queued.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection, text
 
 from faqbot.store.database import Database
 from faqbot.store.turns import Store, TurnRecord
@@ -39,8 +39,8 @@ async def database(backend: Backend, make_settings: Any) -> AsyncIterator[Databa
 
 
 def insert(key: str) -> Any:
-    async def work(conn: AsyncConnection) -> str:
-        await conn.execute(text("INSERT INTO gc_probe (k) VALUES (:k)"), {"k": key})
+    def work(conn: Connection) -> str:
+        conn.execute(text("INSERT INTO gc_probe (k) VALUES (:k)"), {"k": key})
         return key
 
     return work
@@ -81,9 +81,9 @@ async def test_a_failing_write_fails_alone(database: Database) -> None:
 
 
 async def test_a_cancelled_caller_does_not_cancel_its_write(database: Database) -> None:
-    async def slow(conn: AsyncConnection) -> None:
-        await asyncio.sleep(0.2)
-        await insert("late")(conn)
+    def slow(conn: Connection) -> None:
+        time.sleep(0.2)
+        insert("late")(conn)
 
     caller = asyncio.create_task(database.writes.run(slow))
     await asyncio.sleep(0.05)

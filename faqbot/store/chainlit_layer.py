@@ -34,9 +34,9 @@ from cachetools import TTLCache
 from chainlit.data.sql_alchemy import SQLAlchemyDataLayer
 from chainlit.logger import logger as chainlit_logger
 from chainlit.types import ThreadDict
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from faqbot.logs import get_logger
 from faqbot.store.database import Database
@@ -91,8 +91,8 @@ class FaqbotDataLayer(SQLAlchemyDataLayer):
         statement = text(query)
         reads = query.lstrip()[:6].upper() == "SELECT"
 
-        async def run(conn: AsyncConnection) -> Any:
-            result = await conn.execute(statement, params)
+        def run(conn: Connection) -> Any:
+            result = conn.execute(statement, params)
             if result.returns_rows:
                 rows = [dict(row._mapping) for row in result.fetchall()]
                 return self.clean_result(rows)  # type: ignore[no-untyped-call]
@@ -102,7 +102,7 @@ class FaqbotDataLayer(SQLAlchemyDataLayer):
             try:
                 if reads:  # WAL readers never wait for the writer
                     async with self.database.engine.connect() as conn:
-                        return await run(conn)
+                        return await conn.run_sync(run)
                 # writes share the app's group-committed transactions (faqbot.store.writer)
                 return await self.database.writes.run(run)
             except OperationalError as exc:  # another process holds SQLite's write lock

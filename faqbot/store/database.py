@@ -19,7 +19,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, event, inspect, text
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.schema import CreateIndex, CreateTable
@@ -77,7 +77,21 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(url, **self._engine_options())
         if self.dialect == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
-        self.writes = GroupCommit(self.engine)  # every app write goes through it
+        # every app write goes through it; on a SQLite file, on a synchronous engine of its own
+        self.writes = GroupCommit(self.engine, self._sync_writer_engine())
+
+    def _sync_writer_engine(self) -> Engine | None:
+        """A synchronous engine on the same SQLite file for the group-commit writer."""
+        if self.dialect != "sqlite" or not self.url.database or self.url.database == ":memory:":
+            return None
+        engine = create_engine(
+            self.url.set(drivername="sqlite"),
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False},
+            pool_size=1,
+            max_overflow=0,
+        )
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
@@ -129,6 +143,8 @@ class Database:
     async def dispose(self) -> None:
         """Commit the writes still queued, then close the connections."""
         await self.writes.close()
+        if self.writes.sync_engine is not None:
+            self.writes.sync_engine.dispose()
         await self.engine.dispose()
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import Table, select
+from sqlalchemy import Connection, Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -193,8 +193,8 @@ class Store:
         row = record.row()
         statement = self._upsert(turns, row)
 
-        async def write(conn: AsyncConnection) -> None:
-            await conn.execute(statement, row)
+        def write(conn: Connection) -> None:
+            conn.execute(statement, row)
 
         await self.db.writes.run(write)
 
@@ -232,11 +232,11 @@ class Store:
         thread_upsert = self._upsert(threads, thread, keep=("createdAt", "name"))
         turn_upsert = self._upsert(turns, row)
 
-        async def write(conn: AsyncConnection) -> None:
-            await conn.execute(thread_upsert, thread)
+        def write(conn: Connection) -> None:
+            conn.execute(thread_upsert, thread)
             # parameters, not .values(): the compiled INSERT is reused; one executemany
-            await conn.execute(steps.insert(), rows)
-            await conn.execute(turn_upsert, row)
+            conn.execute(steps.insert(), rows)
+            conn.execute(turn_upsert, row)
 
         await self.db.writes.run(write)
 
@@ -275,16 +275,16 @@ class Store:
             lambda conn: self._write_feedback(conn, turn_id, value, comment)
         )
 
-    async def _write_feedback(
-        self, conn: AsyncConnection, turn_id: str, value: int, comment: str | None
+    def _write_feedback(
+        self, conn: Connection, turn_id: str, value: int, comment: str | None
     ) -> FeedbackResult | None:
-        thread_id = await _scalar(conn, select(turns.c.thread_id).where(turns.c.id == turn_id))
+        thread_id = _sync_scalar(conn, select(turns.c.thread_id).where(turns.c.id == turn_id))
         if thread_id is None:
             return None
         stored = 1 if value > 0 else 0
         # the answer's feedback so far (the chat's thumbs, or an earlier API call) is
         # replaced: one feedback per answer
-        existing = await _scalar(
+        existing = _sync_scalar(
             conn, select(feedbacks.c.id).where(feedbacks.c.forId == turn_id).limit(1)
         )
         feedback_id = existing or str(uuid.uuid5(FEEDBACK_NAMESPACE, turn_id))
@@ -295,9 +295,13 @@ class Store:
             "value": stored,
             "comment": comment,
         }
-        await conn.execute(self._upsert(feedbacks, row), row)
+        conn.execute(self._upsert(feedbacks, row), row)
         return FeedbackResult(feedback_id, turn_id, thread_id, stored)
 
 
 async def _scalar(conn: AsyncConnection, query: Any) -> Any:
     return (await conn.execute(query)).scalar_one_or_none()
+
+
+def _sync_scalar(conn: Connection, query: Any) -> Any:
+    return conn.execute(query).scalar_one_or_none()
