@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Connection, text
+from sqlalchemy.exc import OperationalError
 
 from faqbot.store.database import Database
 from faqbot.store.turns import Store, TurnRecord
@@ -78,6 +79,29 @@ async def test_a_failing_write_fails_alone(database: Database) -> None:
     assert results[3] == "c"
     assert isinstance(results[2], Exception)  # the primary key already exists
     assert await keys(database) == {"dup", "a", "b", "c"}
+
+
+async def test_a_database_failure_fails_the_batch_at_once(database: Database) -> None:
+    """Down or timing out, the database fails every write of the batch together: re-running
+    them one by one would wait out the same fault once per write."""
+    calls: list[str] = []
+
+    def write(key: str, fail: bool = False) -> Any:
+        def work(conn: Connection) -> str:
+            calls.append(key)
+            if fail:
+                raise OperationalError("INSERT ...", {}, ConnectionError("server closed"))
+            return key
+
+        return work
+
+    results = await asyncio.gather(
+        *(database.writes.run(write(k, fail=k == "b")) for k in ("a", "b", "c")),
+        return_exceptions=True,
+    )
+    assert all(isinstance(r, OperationalError) for r in results)
+    assert calls == ["a", "b"]  # no write re-run one by one
+    assert await database.writes.run(write("d")) == "d"  # the writer goes on
 
 
 async def test_a_cancelled_caller_does_not_cancel_its_write(database: Database) -> None:

@@ -14,10 +14,12 @@ async driver every statement was a round trip between its thread and the event l
 load each waited for a busy loop's turn (a 10-statement chat turn took ~1 s to commit near
 capacity). On PostgreSQL the batch runs with `run_sync` on the async engine (asyncpg has no
 thread). Every caller still returns only once its own write has committed, so "on disk before
-the turn is reported finished" holds. A write that fails does not take its batch down with it:
-the batch is rolled back and its writes re-run one transaction each, so only the bad one fails
-(writes must not commit themselves). A caller that is cancelled (a client gone mid-turn) does
-not cancel its write. Reads do not come here (WAL readers never wait for the writer).
+the turn is reported finished" holds. A write that fails on its own rows (a constraint,
+bad data) does not take its batch down with it: the batch is rolled back and its writes re-run
+one transaction each, so only the bad one fails (writes must not commit themselves); when the
+database itself fails (down, timing out) every write of the batch gets that error at once. A
+caller that is cancelled (a client gone mid-turn) does not cancel its write. Reads do not come
+here (WAL readers never wait for the writer).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import DataError, IntegrityError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from faqbot.logs import get_logger
@@ -37,6 +40,8 @@ log = get_logger("faqbot.store")
 T = TypeVar("T")
 Work = Callable[[Connection], T]
 MAX_BATCH = 64
+# errors caused by one write's own rows: the rest of its batch is worth re-running
+_ONE_WRITES_FAULT = (IntegrityError, DataError, ProgrammingError)
 
 
 @dataclass
@@ -116,8 +121,11 @@ class GroupCommit:
                 _settle(job, exc=RuntimeError("the database writer stopped"))
             raise
         except Exception as exc:
-            if len(batch) == 1:
-                _settle(batch[0], exc=exc)
+            if len(batch) == 1 or not isinstance(exc, _ONE_WRITES_FAULT):
+                # the database itself failed (down, timed out): every write of the batch gets
+                # the error at once; re-running them one by one would wait that long again each
+                for job in batch:
+                    _settle(job, exc=exc)
                 return
             log.warning("store.batch_retried_singly", writes=len(batch), error=type(exc).__name__)
             for job in batch:  # isolate the failing write: the others still commit
