@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -118,6 +118,28 @@ class _Speculation:
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
+
+    async def drop(self) -> None:
+        """Cancel it because the router decided otherwise (counted: its tokens were wasted)."""
+        await self.cancel()
+        observe_speculation("discarded")
+
+
+async def _tokens(
+    stream: AsyncIterator[str], deadline: _Deadline, pieces: list[str]
+) -> AsyncGenerator[Event, None]:
+    """The answer's pieces as Token events (each await bounded by the turn's deadline), also
+    collected in `pieces`; the stream is always closed."""
+    try:
+        while True:
+            try:
+                piece = await deadline.run(anext(stream))
+            except StopAsyncIteration:
+                break
+            pieces.append(piece)
+            yield Token(piece)
+    finally:
+        await stream.aclose()  # type: ignore[attr-defined]
 
 
 def _zones(settings: Settings, default: Zones) -> Zones:
@@ -345,26 +367,12 @@ class FaqBot:
         started: float,
         spender: Spender | None = None,
     ) -> AsyncIterator[Event]:
-        router, answerer = parts.router, parts.answerer
-        assert router is not None
+        answerer = parts.answerer
         assert answerer is not None
         deadline = _Deadline(self.settings.llm_budget_seconds)
-        route, guess = await self._local_route(parts, question, history)
-        via: Via = "retrieval"
-        speculation: _Speculation | None = None
-        if route is None:
-            speculation = await self._speculate(parts, guess, question, brief, spender)
-            try:
-                route, via = await deadline.run(router.route(question, history)), "llm"
-            except BaseException:
-                if speculation is not None:
-                    await speculation.cancel()
-                raise
-            await self.spend.record(spender, route.usage)
-            if speculation is not None and speculation.grounding.category != route.category:
-                await speculation.cancel()
-                observe_speculation("discarded")
-                speculation = None
+        route, via, speculation = await self._route(
+            parts, question, history, brief, spender, deadline
+        )
         usage = route.usage
         if route.category is None:
             yield RouteDecided(None, 0.0, route.standalone_question, "llm")
@@ -386,8 +394,7 @@ class FaqBot:
         )
         cached = await self.cache.get(key)
         if cached is not None and speculation is not None:
-            await speculation.cancel()  # started before the router's rewrite found this entry
-            observe_speculation("discarded")
+            await speculation.drop()  # started before the router's rewrite found this entry
             speculation = None
         if cached is not None:
             async for event in parts.offline.stream(cached.answer):
@@ -406,15 +413,10 @@ class FaqBot:
                 await self.spend.ensure(spender)  # the router's tokens may have spent a budget
                 stream = answerer.stream(grounding, sink, brief=brief)
             try:
-                while True:
-                    try:
-                        piece = await deadline.run(anext(stream))
-                    except StopAsyncIteration:
-                        break
-                    pieces.append(piece)
-                    yield Token(piece)
+                async with contextlib.aclosing(_tokens(stream, deadline, pieces)) as tokens:
+                    async for event in tokens:  # closed at once if our consumer goes away
+                        yield event
             finally:
-                await stream.aclose()  # type: ignore[attr-defined]
                 if speculation is not None:
                     await speculation.cancel()  # a no-op once it has ended
             answer_usage = sum(sink, Usage())
@@ -433,6 +435,34 @@ class FaqBot:
             question, text, route.category, confidence, route.standalone_question, sources,
             refused=refused, mode="llm", usage=usage, started=started, cached=cached is not None,
         )  # fmt: skip
+
+    async def _route(
+        self,
+        parts: _Parts,
+        question: str,
+        history: Sequence[ChatTurn],
+        brief: bool,
+        spender: Spender | None,
+        deadline: _Deadline,
+    ) -> tuple[Route, Via, _Speculation | None]:
+        """Locally when confident; else the router's call (with a speculative answer call
+        alongside, when on), and the speculation only if the router agreed with it."""
+        route, guess = await self._local_route(parts, question, history)
+        if route is not None:
+            return route, "retrieval", None
+        assert parts.router is not None
+        speculation = await self._speculate(parts, guess, question, brief, spender)
+        try:
+            route = await deadline.run(parts.router.route(question, history))
+        except BaseException:
+            if speculation is not None:
+                await speculation.cancel()
+            raise
+        await self.spend.record(spender, route.usage)
+        if speculation is not None and speculation.grounding.category != route.category:
+            await speculation.drop()
+            speculation = None
+        return route, "llm", speculation
 
     async def _local_route(
         self, parts: _Parts, question: str, history: Sequence[ChatTurn]
