@@ -4,6 +4,7 @@
     python bench/load.py 200 --modes llm --repeat 3
     python bench/load.py 500 --profile-out /tmp/load.svg   # py-spy the server meanwhile
     python bench/load.py 200 --think 10          # users pause ~10 s before each question
+    python bench/load.py 200 --rate 40           # open loop: 40 questions/s offered in all
 
 Starts, on loopback only: the fake OpenAI server (`python -m tests.fake_openai`, zero-latency
 profile unless `--fake-profile realistic`) and faqbot as `chainlit run chainlit_app.py --headless`
@@ -18,7 +19,9 @@ Each simulated user has its own Chainlit session on its own loopback address (12
 visitors), connects, asks `--questions` questions one after another (the next when the previous
 one's task_end arrives), and disconnects; all users start together and, by default, ask at once
 (saturation: the server always has every user's next question; `--think S` makes each user wait
-a random 0-S s before its first question and 0.5-1.5 x S s before each next one). Per round it
+a random 0-S s before its first question and 0.5-1.5 x S s before each next one; `--rate R` is
+an open loop: the users together offer R questions/s as a Poisson stream, whatever the answers
+take, so latency can be read against a fixed offered load). Per round it
 prints: users that got every answer, answers/s (answers / time from the first question sent to
 the last answer), time to the first visible answer text (client_message sent -> first streamed
 text) p50/p95/p99, time to the whole answer (-> task_end), failures by kind (a rate-limit reply
@@ -133,8 +136,9 @@ async def one_round(url: str, n: int, args: argparse.Namespace) -> tuple[Round, 
         await asyncio.sleep(1.0)
     try:
         r = await run_round(
-            url, n, questions=args.questions, wait_s=args.timeout, think_s=args.think
-        )
+            url, n, questions=args.questions, wait_s=args.timeout, think_s=args.think,
+            rate=args.rate,
+        )  # fmt: skip
     finally:
         stop.set()
         await sampler
@@ -196,6 +200,10 @@ async def main() -> int:
         "--think", type=float, default=0.0,
         help="seconds a user waits before each question (random 0.5-1.5x; 0: none, saturation)",
     )  # fmt: skip
+    parser.add_argument(
+        "--rate", type=float, default=0.0,
+        help="open loop: questions/s offered by all users together (Poisson); 0: off",
+    )  # fmt: skip
     parser.add_argument("--fake-profile", default="zero", help="zero or realistic")
     parser.add_argument("--cache", action="store_true", help="keep the answer cache on")
     parser.add_argument("--env", action="append", default=[], help="NAME=value for the server")
@@ -208,7 +216,8 @@ async def main() -> int:
     print(
         f"{platform.python_version()} on {platform.system()} {platform.release()}, "
         f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; users {args.sessions}, "
-        f"{args.questions} questions each, think {args.think:g} s, fake {args.fake_profile}, "
+        f"{args.questions} questions each, think {args.think:g} s, rate {args.rate:g}/s, "
+        f"fake {args.fake_profile}, "
         f"answer cache {'on' if args.cache else 'off'}, env {args.env or '-'}"
     )
     tmp = None

@@ -107,13 +107,18 @@ def check_reply(chat: TimedChat, turn: Any) -> None:
 
 async def one_session(
     url: str, i: int, questions: int, wait_s: float, same_addr: bool, result: Round,
-    marks: list[float], think_s: float = 0.0,
+    marks: list[float], think_s: float = 0.0, gap_s: float = 0.0,
 ) -> None:  # fmt: skip
     """One simulated user: connect, ask `questions` questions in turn, disconnect.
 
     `think_s` > 0: the user first waits a random 0-`think_s` s (users do not all arrive in the
     same millisecond), then 0.5-1.5 x `think_s` s after each answer before the next question
     (reading it, typing); 0 asks at once, all users together (saturation).
+    `gap_s` > 0 (open loop): questions are due at random times, exponentially distributed gaps
+    of mean `gap_s` from the previous one's due time, whatever the answers take (so N users
+    offer N / `gap_s` questions/s together, a Poisson stream), for `questions` x `gap_s` seconds
+    (`questions` per user on average); a question due while the last answer is still coming is
+    asked when it ends.
     """
     addr = None if same_addr else loopback_address(i)
     chat = TimedChat(url, local_addr=addr, connect_timeout=wait_s)
@@ -121,8 +126,17 @@ async def one_session(
     try:
         async with chat:
             result.connect_s.append(time.monotonic() - started)
-            for q in range(questions):
-                if think_s > 0:
+            due = opened = time.monotonic()
+            # open loop: as many questions as fall due within `questions` mean gaps, so the
+            # offered rate is the same from the first second to the last
+            asks = range(10**9) if gap_s > 0 else range(questions)
+            for q in asks:
+                if gap_s > 0:
+                    due += random.expovariate(1 / gap_s)
+                    if due - opened > questions * gap_s:
+                        break
+                    await asyncio.sleep(max(0.0, due - time.monotonic()))
+                elif think_s > 0:
                     await asyncio.sleep(
                         think_s * (random.random() if q == 0 else 0.5 + random.random())
                     )
@@ -144,15 +158,17 @@ async def one_session(
 
 async def run_round(
     url: str, n: int, *, questions: int, wait_s: float, same_addr: bool = False,
-    think_s: float = 0.0,
+    think_s: float = 0.0, rate: float = 0.0,
 ) -> Round:  # fmt: skip
-    """N users at once; returns what they saw."""
+    """N users at once; returns what they saw. `rate` > 0: an open loop offering `rate`
+    questions/s in all (see `one_session`'s `gap_s`); else `think_s` (0: saturation)."""
     result = Round(n)
     marks: list[float] = []
+    gap_s = n / rate if rate > 0 else 0.0
     started = time.monotonic()
     await asyncio.gather(
         *(
-            one_session(url, i, questions, wait_s, same_addr, result, marks, think_s)
+            one_session(url, i, questions, wait_s, same_addr, result, marks, think_s, gap_s)
             for i in range(n)
         )
     )
