@@ -61,11 +61,20 @@ in `usage` counts those tokens. Presets in `PROFILES` ("zero", "realistic": 300 
 ...`, the CLI (`--profile realistic`, or the separate flags), or over HTTP (below). `reset()`
 restores the profile given at construction.
 
+Billing (`billed`, `billed_tokens()`): what a provider would charge, recorded as it happens, one
+record per served call (`kind` "chat" or "embeddings"). The prompt is billed as soon as the request
+is read (a reply the server refuses, `error(...)` or `hang(...)`, bills nothing); a streamed
+reply's completion tokens are billed as they are sent (one per content chunk or argument
+fragment, at most the reply's `usage`), so a client that disconnects mid-stream is billed the
+prompt and what it was sent; a stream that ends normally bills its whole `usage`. `usages` is
+different: the usage each reply reports (what a finished call would have cost).
+
 Control endpoints (for benchmarks driving a CLI fake from another process):
 `GET /_fake/stats` -> `{"chat_calls", "embedding_calls", "usage": [usage of each chat call],
-"profile", "stall_seconds"}`; `POST /_fake/reset` clears records and scripts (not the profile);
-`POST /_fake/profile` with any of the `LatencyProfile` fields (or `{"preset": "realistic"}`) and
-`stall_seconds` (a number: every chat call not scripted hangs that long, as `hang()`; null: off).
+"billed": [billing records], "billed_tokens", "profile", "stall_seconds"}`;
+`POST /_fake/reset` clears records and scripts (not the profile); `POST /_fake/profile` with
+any of the `LatencyProfile` fields (or `{"preset": "realistic"}`) and `stall_seconds` (a
+number: every chat call not scripted hangs that long, as `hang()`; null: off).
 
 CLI for manual runs and benchmarks (auto-responder, loopback only, one log line per request):
     python -m tests.fake_openai --port 8011 --first-token-ms 300 --tokens-per-second 40
@@ -104,6 +113,7 @@ from starlette.routing import Route
 __all__ = [
     "PROFILES",
     "REFUSAL",
+    "Bill",
     "FakeOpenAI",
     "LatencyProfile",
     "Reply",
@@ -172,6 +182,39 @@ class Reply:
     hang_seconds: float = 30.0
     embedding_fault: EmbeddingFault | None = None
     tool_call_fragments: int | None = None  # set by a profile's tool_call_tokens
+
+
+@dataclass
+class Bill:
+    """What a provider charges for one call, kept up to date while the reply streams.
+
+    `prompt_tokens` are billed when the request is read; `completion_tokens` grow by one per
+    chunk of output sent, up to `planned` (the reply's usage), which a finished reply bills whole.
+    """
+
+    kind: Literal["chat", "embeddings"]
+    prompt_tokens: int
+    planned: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def sent(self, tokens: int = 1) -> None:
+        """`tokens` more of the completion went out (never past the planned completion)."""
+        self.completion_tokens = min(self.planned, self.completion_tokens + tokens)
+
+    def finished(self) -> None:
+        self.completion_tokens = self.planned
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.total_tokens,
+        }
 
 
 @dataclass(frozen=True)
@@ -536,6 +579,7 @@ class FakeOpenAI:
         self._initial_profile = self.profile
         self.stall_seconds: float | None = None
         self.usages: list[dict[str, int]] = []
+        self.billed: list[Bill] = []
         self.responder = responder or auto_responder
         self.host = host
         self.port = port
@@ -596,6 +640,12 @@ class FakeOpenAI:
         with self._lock:
             return len(self._embedding_queue)
 
+    def billed_tokens(self, kind: Literal["chat", "embeddings"] | None = None) -> int:
+        """Every token billed so far (of one `kind` of call when given)."""
+        with self._lock:
+            bills = list(self.billed)
+        return sum(b.total_tokens for b in bills if kind is None or b.kind == kind)
+
     def script(self, *replies: Reply) -> None:
         """Queue replies, served FIFO before the responder is consulted again."""
         with self._lock:
@@ -616,6 +666,7 @@ class FakeOpenAI:
             self.embedding_requests.clear()
             self.embedding_headers.clear()
             self.usages.clear()
+            self.billed.clear()
         self.profile = self._initial_profile
         self.stall_seconds = None
 
@@ -643,6 +694,8 @@ class FakeOpenAI:
                 "chat_calls": len(self.requests),
                 "embedding_calls": len(self.embedding_requests),
                 "usage": list(self.usages),
+                "billed": [b.as_dict() for b in self.billed],
+                "billed_tokens": sum(b.total_tokens for b in self.billed),
             }
         stats |= {"profile": self.profile.as_dict(), "stall_seconds": self.stall_seconds}
         return JSONResponse(stats)
@@ -656,6 +709,7 @@ class FakeOpenAI:
             self.embedding_requests.clear()
             self.embedding_headers.clear()
             self.usages.clear()
+            self.billed.clear()
         return JSONResponse({"ok": True})
 
     async def _profile_route(self, request: Request) -> Response:
@@ -705,11 +759,13 @@ class FakeOpenAI:
         if fault is not None:
             return fault
         usage = self._usage(body, reply)
+        bill = Bill("chat", usage["prompt_tokens"], planned=usage["completion_tokens"])
         with self._lock:
             self.usages.append(usage)
+            self.billed.append(bill)  # the prompt is billed once the request is read
         if body.get("stream"):
             return StreamingResponse(
-                self._sse(body, reply, usage),
+                self._sse(body, reply, usage, bill),
                 media_type="text/event-stream",
                 headers={"cache-control": "no-cache", **reply.headers},
             )
@@ -721,6 +777,7 @@ class FakeOpenAI:
                 headers=reply.headers,
             )
         await asyncio.sleep(self._duration(reply))  # as long as the same reply streamed
+        bill.finished()
         return JSONResponse(completion, headers=reply.headers)
 
     async def _embeddings(self, request: Request) -> Response:
@@ -745,6 +802,8 @@ class FakeOpenAI:
             err = {"message": texts, "type": "invalid_request_error", "param": None, "code": None}
             return JSONResponse({"error": err}, status_code=400, headers=reply.headers)
         result = self._embedding_result(body, texts, reply.embedding_fault)
+        with self._lock:  # billed once read, whatever happens to the reply
+            self.billed.append(Bill("embeddings", result["usage"]["prompt_tokens"]))
         delay = self.embedding_delay if reply.first_token_delay is None else reply.first_token_delay
         if reply.kind == "torn":
             return StreamingResponse(
@@ -853,7 +912,7 @@ class FakeOpenAI:
         return f"data: {json.dumps(data)}\n\n"
 
     async def _sse(
-        self, body: dict[str, Any], reply: Reply, usage: dict[str, int]
+        self, body: dict[str, Any], reply: Reply, usage: dict[str, int], bill: Bill
     ) -> AsyncIterator[str]:
         cid = f"chatcmpl-{uuid.uuid4().hex}"
         want_usage = bool((body.get("stream_options") or {}).get("include_usage"))
@@ -891,6 +950,7 @@ class FakeOpenAI:
                             sent += 1
                             await _until(start + sent * gap)
                         delta = {"tool_calls": [{"index": i, "function": {"arguments": frag}}]}
+                        bill.sent()
                         yield self._chunk(cid, choice(delta), **extra)
             else:
                 finish = "stop"
@@ -902,11 +962,13 @@ class FakeOpenAI:
                         await asyncio.sleep(reply.hang_seconds)  # cancelled if the client goes
                     if gap and n:
                         await _until(start + n * gap)
+                    bill.sent()
                     yield self._chunk(cid, choice({"content": piece}), **extra)
                 if reply.kind == "torn":
                     await asyncio.sleep(0.01)  # let the chunks reach the socket first
                     raise _Torn("stream cut on purpose")
             yield self._chunk(cid, choice({}, finish), **extra)
+        bill.finished()
         if want_usage:
             yield self._chunk(cid, [], usage=usage)
         yield "data: [DONE]\n\n"
