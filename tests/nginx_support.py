@@ -16,7 +16,7 @@ import subprocess
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,13 +68,17 @@ def site_config(replicas: list[str], port: int) -> str:
 
 
 @contextlib.contextmanager
-def nginx_in_front(replicas: list[str], port: int | None = None) -> Iterator[Nginx]:
+def nginx_in_front(
+    replicas: list[str], port: int | None = None, edit: Callable[[str], str] | None = None
+) -> Iterator[Nginx]:
     """nginx with the shipped site config on `port` (default: a free one), proxying to
-    `replicas` (host:port)."""
+    `replicas` (host:port); `edit` changes the site config as an operator would (e.g. turns
+    on a commented example)."""
     assert NGINX is not None
     folder = Path(tempfile.mkdtemp(prefix="faqbot-nginx-"))
     port = port or free_port()
-    (folder / "faqbot.conf").write_text(site_config(replicas, port), encoding="utf-8")
+    text = site_config(replicas, port)
+    (folder / "faqbot.conf").write_text(edit(text) if edit else text, encoding="utf-8")
     (folder / "nginx.conf").write_text(MAIN.format(dir=folder), encoding="utf-8")
     cmd = [NGINX, "-p", str(folder), "-c", str(folder / "nginx.conf"), "-g", "daemon off;"]
     check = subprocess.run([*cmd[:-2], "-t"], capture_output=True, text=True, check=False)

@@ -16,6 +16,7 @@ import pytest
 
 from faqbot.config import Settings
 from faqbot.ops import cli
+from faqbot.passwords import hash_password
 from tests.conftest import ROOT
 
 SETTING_NAMES = [name.upper() for name in Settings.model_fields]
@@ -100,7 +101,25 @@ def test_hardened_settings_pass_even_strict(capsys: pytest.CaptureFixture[str]) 
         ({"SPEND_CONVERSATION_TOKENS": "0"}, "SPEND_CONVERSATION_TOKENS", "one conversation"),
         ({"MAX_STREAMS_PER_CLIENT": "0"}, "MAX_STREAMS_PER_CLIENT", "no cap"),
         ({"ANALYTICS_ENABLED": "true"}, "ANALYTICS_ENABLED", "open to anyone"),
-        ({"AUTH_HEADER": "X-Forwarded-User"}, "AUTH_HEADER", "sign in as anyone"),
+        (
+            {"AUTH_HEADER": "X-Forwarded-User", "CHAINLIT_AUTH_SECRET": "s" * 40},
+            "AUTH_HEADER",
+            "sign in as anyone",
+        ),
+        (
+            {
+                "AUTH_HEADER": "X-Forwarded-User",
+                "CHAINLIT_AUTH_SECRET": "s" * 40,
+                "HOST": "127.0.0.1",
+            },
+            "AUTH_HEADER",
+            "the proxy overwrites it",
+        ),
+        (
+            {"AUTH_USERS": f"a:{hash_password('pw', iterations=100_000)}"},
+            "CHAINLIT_AUTH_SECRET",
+            "refuses to start",
+        ),
     ],
 )
 def test_each_unsafe_setting_gets_one_line_naming_it(
@@ -130,7 +149,11 @@ def test_each_unsafe_setting_gets_one_line_naming_it(
         {"RATE_LIMIT_REQUESTS": "1000", "RATE_LIMIT_WINDOW": "3600"},  # 17/min
         # analytics behind a token, or behind sign-in (ANALYTICS_ENABLED is then moot)
         {"ANALYTICS_ENABLED": "true", "ADMIN_TOKEN": "an-admin-token-of-24-chars"},
-        {"ANALYTICS_ENABLED": "true", "AUTH_HEADER": "X-Forwarded-User", "HOST": "127.0.0.1"},
+        {
+            "ANALYTICS_ENABLED": "true",
+            "AUTH_USERS": f"alice:{hash_password('pw', iterations=100_000)}",
+            "CHAINLIT_AUTH_SECRET": "a-strong-chainlit-auth-secret-of-48-characters-x",
+        },
         # offline (no key): nothing to spend, budgets do not matter
         {
             "OPENAI_API_KEY": "",
@@ -212,3 +235,30 @@ def test_check_without_deployment_still_validates_faq_files(
     assert "--strict goes with --deployment" in capsys.readouterr().err
     assert cli.main(["check", "--deployment", str(small_faq_dir)]) == 2
     assert "takes no DIR" in capsys.readouterr().err
+
+
+def test_the_auth_header_warning_says_the_proxy_must_overwrite_it_even_on_loopback(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A proxy on the same machine that passes the client's header through (the seed's nginx
+    config did) lets anyone sign in as anyone: HOST on loopback does not make it safe."""
+    env = HARDENED | {"AUTH_HEADER": "X-Auth-User", "CHAINLIT_AUTH_SECRET": "k" * 48}
+    for host in ("127.0.0.1", "0.0.0.0"):
+        code, lines, _ = run_check(capsys, "--strict", **(env | {"HOST": host}))
+        assert code == 1
+        assert warned(lines) == ["AUTH_HEADER"]
+        assert 'proxy_set_header X-Auth-User "";' in lines[0]
+        assert ("without the proxy" in lines[0]) is (host == "0.0.0.0")
+
+
+@pytest.mark.parametrize("secret", ["changeme", "x" * 31, "  short-secret-padded  "])
+def test_a_weak_chainlit_auth_secret_fails_the_check_naming_the_setting(
+    capsys: pytest.CaptureFixture[str], secret: str
+) -> None:
+    code, lines, err = run_check(capsys, "--strict", **HARDENED, CHAINLIT_AUTH_SECRET=secret)
+    assert code == 1
+    assert lines == []
+    assert "CHAINLIT_AUTH_SECRET: " in err
+    assert "at least 32" in err
+    assert "chainlit create-secret" in err
+    assert secret.strip() not in err  # never printed

@@ -112,15 +112,37 @@ def open_analytics(settings: Settings) -> DeploymentWarning | None:
 
 
 def exposed_auth_header(settings: Settings) -> DeploymentWarning | None:
-    if settings.auth_header is None or is_loopback_host(settings.host):
+    """Always said when AUTH_HEADER is set: only the proxy's overwriting makes it safe, and
+    faqbot cannot see whether it does (a proxy on loopback that passes the client's header
+    through lets anyone sign in as anyone, as the seed's nginx config did)."""
+    if settings.auth_header is None:
         return None
+    exposed = (
+        ""
+        if is_loopback_host(settings.host)
+        else f"; with HOST={settings.host}, whoever reaches the port without the proxy can "
+        "send it too"
+    )
     return DeploymentWarning(
         "AUTH_HEADER",
-        f"trusts the {settings.auth_header} request header as the signed-in user while "
-        f"HOST={settings.host}: whoever reaches the port without the proxy can send it and "
-        "sign in as anyone, an admin included",
-        "make the port reachable from the proxy only (HOST=127.0.0.1 with a local proxy, or a "
-        "private network) and have the proxy overwrite that header on every request",
+        f"trusts the {settings.auth_header} request header as the signed-in user: unless the "
+        "proxy overwrites it on every request, a client that sends it can sign in as anyone, "
+        f"an admin included{exposed}",
+        f"have the proxy set {settings.auth_header} from its own authentication on every "
+        f'request, or clear it (nginx: proxy_set_header {settings.auth_header} "";, as '
+        "deploy/nginx/faqbot.conf ships), and make the port reachable from the proxy only "
+        "(HOST=127.0.0.1 with a local proxy, or a private network)",
+    )
+
+
+def missing_auth_secret(settings: Settings) -> DeploymentWarning | None:
+    """(A weak CHAINLIT_AUTH_SECRET never gets here: the settings refuse it.)"""
+    if not settings.auth_enabled or settings.chainlit_auth_secret is not None:
+        return None
+    return DeploymentWarning(
+        "CHAINLIT_AUTH_SECRET",
+        "is unset while sign-in is on: Chainlit refuses to start without it",
+        "set 32+ random characters, the same on every replica (`chainlit create-secret`)",
     )
 
 
@@ -288,6 +310,7 @@ RULES: tuple[Rule, ...] = (
     unbounded_streams,
     open_analytics,
     exposed_auth_header,
+    missing_auth_secret,
     debug_mode,
     debug_logs,
     code_reload,
