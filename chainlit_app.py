@@ -306,13 +306,17 @@ if (
 
 
 def _client_key() -> str:
+    """The rate-limit bucket of this turn's session (see `_session_client`)."""
+    return _session_client(cl.context.session)
+
+
+def _session_client(session: Any) -> str:
     """The rate-limit bucket: the signed-in user, else the client's address, as the API's.
 
     Not the socket.io environ's REMOTE_ADDR: python-engineio's ASGI driver always writes
     127.0.0.1 there. The address comes from the connection's ASGI scope (see
     `faqbot.web.security.peer_address`: X-Forwarded-For counts only from a trusted proxy).
     """
-    session = cl.context.session
     user = getattr(session, "user", None)
     if user is not None:
         return f"user:{user.identifier}"
@@ -334,13 +338,12 @@ async def _reply(text: str) -> None:
 
 @cl.on_message
 async def on_message(message: cl.Message) -> None:
-    """Count the message, hold one of the client's answer slots (MAX_STREAMS_PER_CLIENT, shared
+    """Hold one of the client's answer slots (MAX_STREAMS_PER_CLIENT, shared
     with the API), answer; tokens are charged to the client and this thread (faqbot.spend)."""
     session = cl.context.session
     structlog.contextvars.bind_contextvars(conversation_id=session.thread_id, session_id=session.id)
-    client = _client_key()
+    client = _client_key()  # the message was counted at the socket gate (faqbot/web)
     try:
-        await limiter.check(client)
         slot = streams.acquire(client)  # TooManyStreamsError is a RateLimitedError
     except RateLimitedError as exc:
         await _reply(exc.user_message)
@@ -503,11 +506,7 @@ async def on_suggestion(action: cl.Action) -> None:
         await offered.remove_actions()  # one choice per suggestion message
     else:
         await action.remove()
-    try:
-        await limiter.check(_client_key())
-    except RateLimitedError as exc:
-        await _reply(exc.user_message)
-        return
+    # the click (POST /project/action) was counted at the front door (faqbot/web/front_door.py)
     entry_id = str(action.payload.get("entry_id", ""))
     bot = holder.bot
     entry = bot.kb.by_id.get(entry_id) if bot is not None else None
@@ -599,7 +598,89 @@ def _mount_http_api() -> None:
     )
     app.router.routes.insert(0, admin.page_route(f"{cl_config.run.root_path}/admin"))
     app.add_middleware(PrefixDispatcher, api=api, prefix="/api")
+    _install_gates(app, sio)
     app.add_middleware(SecurityHeadersMiddleware, docs_paths=("/api/docs",))  # outermost
+
+
+# --- The front door on Chainlit's own routes and socket.io (issue 20; SECURITY.md route map) ---
+SIGN_IN_PER_ADDRESS = (10, 300)  # attempts per seconds, per client address
+SIGN_IN_PER_USER = (20, 900)  # per user name (slower guessing of one account from many places)
+
+
+def _install_gates(app: Any, sio: Any) -> None:
+    """Body cap, rate limits, id checks and the sign-in throttle on Chainlit's HTTP routes
+    (faqbot/web/front_door.py); thread ownership, message caps and the rate limit on its
+    socket.io events (faqbot/web/socket_gate.py)."""
+    from faqbot.web.front_door import FrontDoor
+    from faqbot.web.socket_gate import SocketGate
+
+    per_address, per_user = (
+        RateLimiter(n, s, settings.redis_url) for n, s in (SIGN_IN_PER_ADDRESS, SIGN_IN_PER_USER)
+    )
+    app.add_middleware(
+        FrontDoor, limiter=limiter, identify=_signed_in_user,
+        sign_in_by_address=per_address, sign_in_by_user=per_user,
+    )  # fmt: skip
+    SocketGate(
+        limiter=limiter,
+        max_chars=settings.max_question_chars,
+        author=settings.app_name,
+        thread_author=data_layer.thread_author if data_layer is not None else None,
+        live_thread=_live_thread,
+        user_of=_handshake_user,
+        client_of=_socket_client,
+    ).install(sio)
+
+
+def _user_of_token(token: str | None) -> str | None:
+    """The user a Chainlit session token names, when sign-in is on and it is valid."""
+    from chainlit.auth import require_login
+    from chainlit.auth.jwt import decode_jwt
+
+    if not token or not require_login():
+        return None
+    try:
+        return decode_jwt(token).identifier
+    except Exception:  # expired, forged, or signed with another secret: not signed in
+        return None
+
+
+def _signed_in_user(scope: Any) -> str | None:
+    """The signed-in user of an HTTP request (Chainlit's cookie, or its Bearer header)."""
+    from chainlit.auth import get_token_from_cookies
+
+    request = HTTPConnection(scope)
+    bearer = request.headers.get("authorization", "")
+    token = bearer[7:] if bearer.lower().startswith("bearer ") else None
+    return _user_of_token(token or get_token_from_cookies(dict(request.cookies)))
+
+
+def _handshake_user(environ: dict[str, Any]) -> str | None:
+    """The signed-in user of a socket.io handshake (Chainlit reads only its cookie)."""
+    from chainlit.auth import get_token_from_cookies
+    from starlette.requests import cookie_parser
+
+    cookies = cookie_parser(environ.get("HTTP_COOKIE", "") or "")
+    return _user_of_token(get_token_from_cookies(cookies))
+
+
+def _live_thread(thread_id: str, session_id: str, user: str | None) -> bool:
+    """Another live session (not `session_id`), not of the same signed-in user, holds this
+    thread (a session is kept 600 s after its socket closes: the user may resume it)."""
+    from chainlit.session import ws_sessions_id
+
+    def foreign(s: Any) -> bool:
+        owner = getattr(getattr(s, "user", None), "identifier", None)
+        return s.id != session_id and (user is None or owner != user)
+
+    return any(s.thread_id == thread_id and foreign(s) for s in list(ws_sessions_id.values()))
+
+
+def _socket_client(sid: str) -> str:
+    from chainlit.session import WebsocketSession
+
+    session = WebsocketSession.get(sid)
+    return _session_client(session) if session is not None else f"socket:{sid}"
 
 
 def _patch_ui() -> None:

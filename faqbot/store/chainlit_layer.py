@@ -19,15 +19,22 @@ other module; tests/test_store_schema.py checks it). What it changes in Chainlit
   process wrote in the last 10 minutes are taken as existing (half of a turn's statements).
 - Chainlit persists in fire-and-forget tasks; `drain(thread_id)` waits for a thread's pending
   writes, so the app can report a turn finished only once it is on disk.
+- `get_all_user_threads` (the history sidebar, `get_thread`, `/project/share`): Chainlit 2.12
+  pastes the listed thread ids into `WHERE s."threadId" IN ('id1','id2')` (an SQL injection
+  through a client-chosen thread id; issue 20). Here those literal lists are replaced by bound
+  parameters before the statement runs, and a statement whose list cannot be matched is not run.
+  Ids are also validated where they enter (faqbot/web/front_door.py, faqbot/web/socket_gate.py);
+  drop this override once Chainlit binds the ids itself (checked on 2.12.0).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, cast
 
 from cachetools import LRUCache, TTLCache
@@ -39,6 +46,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from faqbot.logs import get_logger
+from faqbot.store.chainlit_feedback import FeedbackRules
 from faqbot.store.database import Database
 
 log = get_logger("faqbot.store")
@@ -47,6 +55,28 @@ DRAIN_TIMEOUT_S = 10.0
 KNOWN_THREADS, KNOWN_THREADS_TTL_S = 10_000, 600.0
 STATEMENT_SHAPES = 256
 _JSON_FIELDS = ("metadata", "tags", "generation")
+
+
+class _Listing:
+    """The thread ids one get_all_user_threads call read first (None until it has)."""
+
+    ids: list[str] | None = None
+
+
+_LISTING: contextvars.ContextVar[_Listing | None] = contextvars.ContextVar("faqbot_listing")
+
+
+def bind_listed_ids(query: str, ids: Sequence[str]) -> tuple[str, dict[str, str]] | None:
+    """`query` with Chainlit's pasted `('id1','id2')` list of `ids` replaced by bound parameters,
+    and those parameters; None when the query holds no such list (Chainlit changed: not run).
+
+    The literal is rebuilt exactly as Chainlit builds it from the same ids, so the replacement
+    is exact whatever characters an id holds; no id text is left in the statement."""
+    literal = "('" + "','".join(map(str, ids)) + "')"
+    if literal not in query:
+        return None
+    names = {f"listed_{i}": str(value) for i, value in enumerate(ids)}
+    return query.replace(literal, "(" + ", ".join(f":{n}" for n in names) + ")"), names
 
 
 def _bindable(value: Any) -> Any:
@@ -62,7 +92,7 @@ def _decoded(value: Any) -> Any:
     return value
 
 
-class FaqbotDataLayer(SQLAlchemyDataLayer):
+class FaqbotDataLayer(FeedbackRules, SQLAlchemyDataLayer):
     """SQLAlchemyDataLayer over faqbot's Database (see the module docstring)."""
 
     def __init__(self, database: Database, user_thread_limit: int = 200) -> None:
@@ -91,6 +121,22 @@ class FaqbotDataLayer(SQLAlchemyDataLayer):
         self._statements: LRUCache[str, TextClause] = LRUCache(STATEMENT_SHAPES)
 
     async def execute_sql(self, query: str, parameters: dict[str, Any]) -> Any:
+        listing = _LISTING.get(None)
+        if listing is not None:  # inside get_all_user_threads
+            if listing.ids is None:  # its first statement: the threads, ids bound
+                rows = await self._execute(query, parameters)
+                listing.ids = (
+                    [str(r["thread_id"]) for r in rows or ()] if isinstance(rows, list) else []
+                )
+                return rows
+            bound = bind_listed_ids(query, listing.ids)
+            if bound is None:
+                self._failed(query, ValueError("unbound id list: statement not run"))
+                return None
+            query, parameters = bound[0], {**parameters, **bound[1]}
+        return await self._execute(query, parameters)
+
+    async def _execute(self, query: str, parameters: dict[str, Any]) -> Any:
         params = {key: _bindable(value) for key, value in parameters.items()}
         statement = self._statements.get(query)
         if statement is None:
@@ -183,7 +229,11 @@ class FaqbotDataLayer(SQLAlchemyDataLayer):
     async def get_all_user_threads(
         self, user_id: str | None = None, thread_id: str | None = None
     ) -> list[ThreadDict] | None:
-        found = await super().get_all_user_threads(user_id=user_id, thread_id=thread_id)
+        token = _LISTING.set(_Listing())
+        try:
+            found = await super().get_all_user_threads(user_id=user_id, thread_id=thread_id)
+        finally:
+            _LISTING.reset(token)
         for thread in found or []:
             fields = cast(dict[str, Any], thread)
             for key in _JSON_FIELDS:
@@ -196,3 +246,18 @@ class FaqbotDataLayer(SQLAlchemyDataLayer):
                 values["metadata"] = values.get("metadata") or {}
                 values["output"] = values.get("output") or ""
         return found
+
+    async def thread_author(self, thread_id: str) -> tuple[bool, str | None]:
+        """(whether the thread is stored, its signed-in author or None): who may resume it.
+
+        An unreadable database answers (True, None): a thread that may exist is never given
+        to a client that cannot show it is theirs."""
+        rows = await self._execute(
+            'SELECT "userIdentifier" FROM threads WHERE "id" = :id', {"id": thread_id}
+        )
+        if not isinstance(rows, list):
+            return True, None
+        if not rows:
+            return False, None
+        author = rows[0].get("userIdentifier")
+        return True, str(author) if author is not None else None
