@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from faqbot.privacy.masking import mask_pii
 from faqbot.privacy.retention import delete_threads
+from faqbot.store.requester import Requester
 from faqbot.store.turns import FeedbackResult, Store, TurnRecord
 
 ANSWER_STEP = "assistant_message"
@@ -58,9 +59,10 @@ class MaskingStore(Store):
         await super().record_api_turn(masked_record(record), mask_pii(route_output), app_name)
 
     async def add_feedback(
-        self, turn_id: str, value: int, comment: str | None
-    ) -> FeedbackResult | None:
-        return await super().add_feedback(turn_id, value, mask_pii(comment) if comment else comment)
+        self, turn_id: str, value: int, comment: str | None, who: Requester | None = None
+    ) -> FeedbackResult:
+        masked = mask_pii(comment) if comment else comment
+        return await super().add_feedback(turn_id, value, masked, who)
 
 
 def mask_data_layer(layer: Any) -> None:

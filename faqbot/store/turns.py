@@ -21,11 +21,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from faqbot.answering.events import TurnResult
 from faqbot.domain import ChatTurn
 from faqbot.store.database import Database
-from faqbot.store.schema import feedbacks, steps, threads, turns
+from faqbot.store.feedback import rate
+from faqbot.store.requester import Requester
+from faqbot.store.schema import steps, threads, turns
 
 Face = Literal["ui", "widget", "api"]
 RoutedBy = Literal["llm", "retrieval", "cache", "suggestion"]
-FEEDBACK_NAMESPACE = uuid.UUID("6f1c3a52-0e1b-4d0c-9a57-1f0a4b2c7e11")
 
 
 def utc_iso(moment: datetime | None = None) -> str:
@@ -158,7 +159,7 @@ def route_metadata(record: TurnRecord) -> dict[str, Any]:
 class FeedbackResult:
     id: str
     turn_id: str
-    thread_id: str
+    thread_id: str | None
     value: int  # stored on Chainlit's scale: 1 up, 0 down
 
 
@@ -264,44 +265,16 @@ class Store:
         return str(owner) if owner is not None else None
 
     async def add_feedback(
-        self, turn_id: str, value: int, comment: str | None
-    ) -> FeedbackResult | None:
-        """Store thumbs up (+1) or down (-1) for an answer; None when no such answer exists.
-
-        One feedback per answer: a second one (from the API or the chat's thumbs) replaces
-        the first.
+        self, turn_id: str, value: int, comment: str | None, who: Requester | None = None
+    ) -> FeedbackResult:
+        """Store thumbs up (+1) or down (-1) for an answer, under the rules of every feedback
+        path (faqbot.store.feedback): one per answer per client (`who`, else the current
+        request's requester), a signed-in user's answers rated only by them, comments capped.
+        Raises FeedbackRefused (with its HTTP status) when the answer is unknown or not theirs.
         """
-        return await self.db.writes.run(
-            lambda conn: self._write_feedback(conn, turn_id, value, comment)
-        )
-
-    def _write_feedback(
-        self, conn: Connection, turn_id: str, value: int, comment: str | None
-    ) -> FeedbackResult | None:
-        thread_id = _sync_scalar(conn, select(turns.c.thread_id).where(turns.c.id == turn_id))
-        if thread_id is None:
-            return None
-        stored = 1 if value > 0 else 0
-        # the answer's feedback so far (the chat's thumbs, or an earlier API call) is
-        # replaced: one feedback per answer
-        existing = _sync_scalar(
-            conn, select(feedbacks.c.id).where(feedbacks.c.forId == turn_id).limit(1)
-        )
-        feedback_id = existing or str(uuid.uuid5(FEEDBACK_NAMESPACE, turn_id))
-        row = {
-            "id": feedback_id,
-            "forId": turn_id,
-            "threadId": thread_id,
-            "value": stored,
-            "comment": comment,
-        }
-        conn.execute(self._upsert(feedbacks, row), row)
-        return FeedbackResult(feedback_id, turn_id, thread_id, stored)
+        rated = await rate(self.db, turn_id, 1 if value > 0 else 0, comment, who)
+        return FeedbackResult(rated.id, rated.for_id, rated.thread_id, rated.value)
 
 
 async def _scalar(conn: AsyncConnection, query: Any) -> Any:
     return (await conn.execute(query)).scalar_one_or_none()
-
-
-def _sync_scalar(conn: Connection, query: Any) -> Any:
-    return conn.execute(query).scalar_one_or_none()
