@@ -63,6 +63,24 @@ class RateLimiter:
         log.info("ratelimit.exceeded", client=client_key, retry_after=retry_after)
         raise RateLimitedError(retry_after)
 
+    async def peek(self, client_key: str) -> None:
+        """Raise RateLimitedError when `client_key` has nothing left, without counting a
+        request (for budgets spent only by failures, such as wrong passwords)."""
+        limiter = self._shared if self._shared is not None and self._down is None else self._local
+        try:
+            allowed = await asyncio.wait_for(
+                limiter.test(self._item, NAMESPACE, client_key), STORE_TIMEOUT_S
+            )
+            if allowed:
+                return
+            stats = await asyncio.wait_for(
+                limiter.get_window_stats(self._item, NAMESPACE, client_key), STORE_TIMEOUT_S
+            )
+        except STORE_ERRORS as exc:  # fail open, as `check` does
+            self._mark_down(exc)
+            return
+        raise RateLimitedError(max(1, math.ceil(stats.reset_time - time.time())))
+
     async def _count(self, client_key: str) -> tuple[bool, float]:
         """Hit the shared store when it is usable, else (or when it fails now) process memory."""
         if self._shared is not None and self._shared_due():

@@ -8,8 +8,9 @@ the API's `RequestGate`, so they had no rate limit, no body cap and took any str
 - **Rate limit**: every request that writes (POST, PUT, PATCH, DELETE) and every read of stored
   conversations (`GET /project/thread/...`, `/project/share/...`) counts toward the client's
   budget, the one shared with the chat and the API (`ip:<addr>`, `user:<id>` signed in).
-- **Sign-in throttle**: `POST /login`, `/auth/header` and `/auth/jwt` count toward a separate,
-  smaller budget per address and per user name (password guessing).
+- **Sign-in throttle**: refused sign-ins (`POST /login`, `/auth/header`, `/auth/jwt` answered
+  401/403) count toward a separate, smaller budget per address and per user name (password
+  guessing); once one is spent, every attempt is refused (429) until the window frees.
 - **Ids**: thread, step, feedback and session ids in the path or in the JSON body must be
   UUIDs; anything else is refused with 400 before Chainlit or its data layer sees it.
 - **Requester**: who asks (`faqbot.store.requester`), for the data layer's ownership checks.
@@ -20,6 +21,7 @@ both paths pass through untouched. SECURITY.md has the map of routes and their g
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import uuid
@@ -124,7 +126,8 @@ class FrontDoor:
     ) -> None:
         self.app = app
         self.limiter = limiter
-        self.sign_in = ((sign_in_by_address, "address"), (sign_in_by_user, "user"))
+        self.sign_in_by_address = sign_in_by_address
+        self.sign_in_by_user = sign_in_by_user
         self.identify = identify
         self.max_body = max_body
         self.passthrough = tuple(p.rstrip("/") for p in passthrough)
@@ -159,6 +162,7 @@ class FrontDoor:
                 await refusal(scope, receive, send)
                 return
         token = current_requester.set(requester)
+        send = self._counting_refusals(path, messages, requester, send)
         try:
             await self.app(scope, replay(messages, receive), send)
         finally:
@@ -195,7 +199,7 @@ class FrontDoor:
         self, scope: Scope, path: str, messages: list[Message], who: Requester
     ) -> ASGIApp | None:
         """Refusals that need the body: ids in JSON, sign-in attempts."""
-        body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.request")
+        body = _body(messages)
         if path in SIGN_IN_PATHS:
             return await self._sign_in_refusal(body, who)
         fields = BODY_IDS.get((scope["method"], path))
@@ -211,19 +215,45 @@ class FrontDoor:
             return _invalid_id(bad)
         return None
 
-    async def _sign_in_refusal(self, body: bytes, who: Requester) -> ASGIApp | None:
-        """Sign-in attempts per address and per user name (a form's `username`)."""
+    def _sign_in_keys(self, body: bytes, who: Requester) -> list[tuple[RateLimiter, str]]:
+        """The sign-in budgets an attempt draws on: its address, and the user name it tries."""
         try:
             form = parse_qs(body.decode("utf-8", "replace"), max_num_fields=10)
         except ValueError:
             form = {}
         name = re.sub(r"\s+", " ", (form.get("username") or [""])[0].strip().lower())[:200]
-        keys = {"address": f"login:{who.client}", "user": f"login-user:{name}" if name else ""}
+        keys = [(self.sign_in_by_address, f"login:{who.client}")]
+        if name:
+            keys.append((self.sign_in_by_user, f"login-user:{name}"))
+        return [(limiter, key) for limiter, key in keys if limiter is not None]
+
+    async def _sign_in_refusal(self, body: bytes, who: Requester) -> ASGIApp | None:
+        """429 while the address or the user name has no sign-in attempt left."""
         try:
-            for limiter, kind in self.sign_in:
-                if limiter is not None and keys[kind]:
-                    await limiter.check(keys[kind])
+            for limiter, key in self._sign_in_keys(body, who):
+                await limiter.peek(key)
         except RateLimitedError as exc:
             log.warning("auth.sign_in_throttled", retry_after=exc.retry_after)
             return rate_limited_response(exc)
         return None
+
+    def _counting_refusals(
+        self, path: str, messages: list[Message], who: Requester, send: Send
+    ) -> Send:
+        """`send`, counting a refused sign-in (401/403) against its budgets."""
+        if path not in SIGN_IN_PATHS:
+            return send
+        keys = self._sign_in_keys(_body(messages), who)
+
+        async def watch(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] in (401, 403):
+                for limiter, key in keys:
+                    with contextlib.suppress(RateLimitedError):  # spent: the next is refused
+                        await limiter.check(key)
+            await send(message)
+
+        return watch
+
+
+def _body(messages: list[Message]) -> bytes:
+    return b"".join(m.get("body", b"") for m in messages if m["type"] == "http.request")
