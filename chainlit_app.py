@@ -539,25 +539,42 @@ async def _finish_broken(answer: cl.Message, explanation: str) -> None:
 
 
 class ChainlitSignIn:
-    """Who is signed in to Chainlit (its session cookie), for /admin and /api/analytics."""
+    """Who is signed in to Chainlit (its session cookie, or `Authorization: Bearer <its JWT>`),
+    for /admin, /api and the session check (faqbot/web/session_check.py)."""
 
     def enabled(self) -> bool:
         from chainlit.auth import require_login
 
         return bool(require_login())
 
+    @staticmethod
+    def claims(token: str) -> dict[str, Any]:
+        """A Chainlit session token's claims (identifier, metadata, iat, exp); raises when it
+        is not one (sign-in off, bad signature, expired)."""
+        import jwt
+        from chainlit.auth.jwt import get_jwt_secret
+
+        secret = get_jwt_secret()
+        if not secret:
+            raise ValueError("no CHAINLIT_AUTH_SECRET: sign-in is off")
+        return dict(jwt.decode(token, secret, algorithms=["HS256"]))
+
     async def viewer(self, request: HTTPConnection) -> Viewer | None:
         from chainlit.auth import get_token_from_cookies
-        from chainlit.auth.jwt import decode_jwt
 
-        token = get_token_from_cookies(dict(request.cookies))
-        if not token:
-            return None
-        try:
-            user = decode_jwt(token)
-        except Exception:  # expired, forged, or signed with another secret: not signed in
-            return None
-        return Viewer(user.identifier, dict(user.metadata or {}))
+        bearer = request.headers.get("authorization", "")
+        for token in (
+            get_token_from_cookies(dict(request.cookies)),
+            bearer[7:].strip() if bearer[:7].lower() == "bearer " else None,
+        ):
+            try:
+                claims = self.claims(token) if token else {}
+            except Exception:  # expired, forged, or signed with another secret: not signed in
+                claims = {}
+            identifier, metadata = claims.get("identifier"), claims.get("metadata")
+            if isinstance(identifier, str) and identifier:
+                return Viewer(identifier, dict(metadata) if isinstance(metadata, dict) else {})
+        return None
 
 
 # --- HTTP API, security headers, CORS (see faqbot/web/) ---
@@ -595,10 +612,23 @@ def _mount_http_api() -> None:
         ready_checks=(database.check,) if database is not None else (),
         store=store,
         admin=admin,
+        sign_in=ChainlitSignIn(),  # with sign-in on, /api wants a session (or PUBLIC_API)
     )
     app.router.routes.insert(0, admin.page_route(f"{cl_config.run.root_path}/admin"))
     app.add_middleware(PrefixDispatcher, api=api, prefix="/api")
     _install_gates(app, sio)
+    # Erased (delete-user) and removed (AUTH_USERS) users' sessions end: outside the gates,
+    # which then see such a request without its session (faqbot/web/session_check.py)
+    from chainlit.auth.cookie import _auth_cookie_name, _cookie_path
+
+    from faqbot.store.revocations import RevocationList
+    from faqbot.web.session_check import SessionCheck, SessionPolicy
+
+    revoked = RevocationList(database.engine) if database is not None else None
+    app.add_middleware(
+        SessionCheck, decode=ChainlitSignIn.claims, policy=SessionPolicy(settings, revoked),
+        cookie_name=_auth_cookie_name, cookie_path=_cookie_path,
+    )  # fmt: skip
     app.add_middleware(SecurityHeadersMiddleware, docs_paths=("/api/docs",))  # outermost
 
 

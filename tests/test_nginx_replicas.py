@@ -82,6 +82,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         "CONVERSATION_SECRET": "the-same-secret-on-every-replica-42",
         "RATE_LIMIT_REQUESTS": str(LIMIT),
         "CORS_ORIGINS": f"http://127.0.0.1:{front_port}",
+        "PUBLIC_API": "true",  # the API's scale-out is tested anonymously (sign-in guards the UI)
     }
     try:
         with contextlib.ExitStack() as stack:

@@ -48,9 +48,11 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
 
 
 def signed_in(backend: Backend, **extra: str) -> dict[str, str]:
-    """Password sign-in on (one user, alice), with Chainlit's auth secret."""
+    """Password sign-in on (one user, alice), with Chainlit's auth secret; /api stays open to
+    anonymous clients (PUBLIC_API), as these tests use it."""
     entry = f"alice:{hash_password(PASSWORD, iterations=100_000)}"
-    return {**backend.env, "AUTH_USERS": entry, "CHAINLIT_AUTH_SECRET": AUTH_SECRET, **extra}
+    return {**backend.env, "AUTH_USERS": entry, "CHAINLIT_AUTH_SECRET": AUTH_SECRET,
+            "PUBLIC_API": "true", **extra}  # fmt: skip
 
 
 async def test_chat_and_api_conversations_survive_a_restart(backend: Backend) -> None:

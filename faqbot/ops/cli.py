@@ -199,9 +199,18 @@ def _print_deleted(counts: Mapping[str, int], what: str) -> None:
 
 
 def _cmd_delete_user(args: argparse.Namespace) -> int:
+    """Revoke the user's sessions first, give running apps time to re-read the revocations
+    (faqbot/store/revocations.py), then delete: a session still open cannot re-create rows."""
     from faqbot.privacy.retention import delete_user
+    from faqbot.store.revocations import REFRESH_S, revoke
 
-    counts = _run_on_database(load_settings(), lambda e: delete_user(e, args.identifier))
+    async def erase(engine: AsyncEngine) -> Mapping[str, int]:
+        await revoke(engine, args.identifier)
+        await asyncio.sleep(REFRESH_S + 0.5)
+        return await delete_user(engine, args.identifier)
+
+    counts = _run_on_database(load_settings(), erase)
+    print(f"user {args.identifier!r}: sessions revoked (signed-in sessions end now)")
     _print_deleted(counts, f"user {args.identifier!r}")
     return 0
 

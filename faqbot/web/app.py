@@ -3,7 +3,8 @@
 Routes (all under /api): GET /health, POST /chat, POST /chat/stream (server-sent events),
 GET /faq/{entry_id}, POST /feedback, GET /analytics (admins only: admin_access.py), GET /metrics.
 Errors always use the ErrorResponse shape. Every POST counts toward its client's rate limit and
-no body over MAX_BODY_BYTES is read (limits.py).
+no body over MAX_BODY_BYTES is read (limits.py). With the app's sign-in on, all but health,
+metrics and docs want a signed-in session unless PUBLIC_API=true (api_access.py).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from faqbot.state.ratelimit import RateLimiter
 from faqbot.store.turns import Store
 from faqbot.web.admin_access import SignIn
 from faqbot.web.analytics import AdminSite, register_analytics
+from faqbot.web.api_access import ApiSignIn
 from faqbot.web.chat import register_chat
 from faqbot.web.context import ApiContext, BotGetter
 from faqbot.web.errors import register_error_handlers
@@ -43,12 +45,14 @@ def create_api(
     streams: StreamSlots | None = None,
     store: Store | None = None,
     admin: AdminSite | None = None,
+    sign_in: SignIn | None = None,
 ) -> FastAPI:
     """Build the API application (mount it at `prefix`); `ready_checks` join /health/ready.
 
     `streams` caps the answers a client has in progress; pass the chat UI's to share its cap.
     `store` keeps conversations and feedback in the database (persistence on).
     `admin` serves /analytics (default: the database from settings, no sign-in).
+    `sign_in` is the app's sign-in: when it is on, /api wants its session (unless PUBLIC_API).
     """
     slots = streams if streams is not None else StreamSlots(settings.max_streams_per_client)
     ctx = ApiContext(
@@ -65,6 +69,8 @@ def create_api(
     )
     _cap_question_length(api, settings)
     api.add_middleware(RequestGate, limiter=limiter)  # inside CORS: its 413/429 carry CORS
+    if sign_in is not None:  # before the gate: an anonymous request is neither read nor counted
+        api.add_middleware(ApiSignIn, sign_in=sign_in, public=settings.public_api)
     _add_cors(api, settings)
     register_error_handlers(api)
     register_health(api, ctx)
