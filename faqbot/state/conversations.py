@@ -16,18 +16,24 @@ turns back (the follow-up rewrite `standalone_question` quotes them) or write in
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
 import os
 import secrets
+import tempfile
+import threading
 import uuid
 from pathlib import Path
 
 from cachetools import TTLCache
 
 from faqbot.domain import ChatTurn
+from faqbot.logs import get_logger
 from faqbot.state.redis import SharedRedis
+
+log = get_logger("faqbot.state")
 
 TOKEN_PREFIX = "v1."  # noqa: S105 - a version tag, not a secret: tells later schemes apart
 # One random secret per process, used when CONVERSATION_SECRET is not set: tokens then stop
@@ -36,26 +42,99 @@ _PROCESS_SECRET = secrets.token_bytes(32)
 
 
 SECRET_FILE = "conversation.key"  # noqa: S105 - a file name, not a secret
+SECRET_BYTES = 32
+# Keys that could not be saved (full disk, read-only DATA_DIR): kept in memory, per key file,
+# with why; every later `stored_secret` call tries to save the same key again
+_UNSAVED: dict[Path, tuple[bytes, str]] = {}
+_KEYS_LOCK = threading.Lock()
 
 
 def stored_secret(data_dir: Path) -> bytes:
     """A random secret kept in DATA_DIR (made on first use, owner-only): with persistence on
-    and CONVERSATION_SECRET unset, tokens then survive a restart, as the conversations do."""
+    and CONVERSATION_SECRET unset, tokens then survive a restart, as the conversations do.
+
+    Never raises for the file: one that cannot be written (full disk, read-only) leaves the
+    key in memory (`unsaved_secret` says why; tokens then end at a restart), and is written
+    whole or not at all (a temporary file renamed into place: never an empty or partial key).
+    A damaged key file (shorter than a key: an older faqbot's empty file on a full disk) holds
+    no usable key and is replaced.
+    """
     path = Path(data_dir) / SECRET_FILE
-    try:
-        secret = path.read_bytes()
-        if len(secret) >= 32:
+    with _KEYS_LOCK:
+        pending = _UNSAVED.get(path)
+        secret = pending[0] if pending else secrets.token_bytes(SECRET_BYTES)
+        try:
+            secret = _load_or_save(path, secret)
+        except OSError as exc:
+            reason = f"{type(exc).__name__}: {exc.strerror or exc}"
+            if pending is None or pending[1] != reason:
+                log.error("conversation.key_not_saved", path=str(path), error=reason)
+            _UNSAVED[path] = (secret, reason)
             return secret
+        if pending is not None and secret == pending[0]:
+            log.info("conversation.key_saved", path=str(path))
+        elif pending is not None:  # another process saved its key first: this one's tokens
+            log.warning("conversation.key_replaced", path=str(path))  # end at a restart
+        _UNSAVED.pop(path, None)
+        return secret
+
+
+def unsaved_secret(data_dir: Path) -> str | None:
+    """Why this DATA_DIR's conversation key lives in memory only (None: saved, or never made).
+
+    Tries to save it again first, so the answer turns None once the disk has room."""
+    path = Path(data_dir) / SECRET_FILE
+    if path not in _UNSAVED:
+        return None
+    stored_secret(data_dir)
+    pending = _UNSAVED.get(path)
+    if pending is None:
+        return None
+    return f"conversation key not saved in {path.parent} ({pending[1]}): tokens end at a restart"
+
+
+def _load_or_save(path: Path, secret: bytes) -> bytes:
+    """The key in `path`, else `secret` saved there (the key a concurrent process saved first
+    wins: tokens it issued stay valid)."""
+    try:
+        existing = path.read_bytes()
     except FileNotFoundError:
-        pass
+        existing = None
+    if existing is not None and len(existing) >= SECRET_BYTES:
+        return existing
+    if existing is not None:
+        log.warning("conversation.key_damaged", path=str(path), size=len(existing))
     path.parent.mkdir(parents=True, exist_ok=True)
-    secret = secrets.token_bytes(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        out.write(secret)
-        out.flush()
-        os.fsync(out.fileno())
+    fd, tmp = tempfile.mkstemp(prefix=".conversation-", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as out:  # mkstemp: owner-only (0600)
+            out.write(secret)
+            out.flush()
+            os.fsync(out.fileno())
+        if existing is None:
+            try:
+                os.link(tmp, path)  # never replaces a key another process saved meanwhile
+            except FileExistsError:
+                return _load_or_save(path, secret)
+            except OSError:  # a file system without hard links
+                os.replace(tmp, path)
+        else:
+            os.replace(tmp, path)
+        _sync_dir(path.parent)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
     return secret
+
+
+def _sync_dir(folder: Path) -> None:
+    """The rename itself survives a power cut (where directories can be opened)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 class ConversationSigner:

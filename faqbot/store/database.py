@@ -10,12 +10,17 @@ The schema is created and upgraded idempotently at every start: CREATE TABLE IF 
 each table, then ALTER TABLE ADD COLUMN for each column a table lacks (an older faqbot's or one
 made by hand from Chainlit's docs), inside one transaction that PostgreSQL replicas starting
 together take turns on (an advisory lock).
+
+Whether the database takes writes now (a full disk, a read-only file system, a refusing
+server) is judged by the writes themselves (`write_problem`, for health and readiness).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -140,6 +145,20 @@ class Database:
             return f"database unreachable: {type(exc).__name__}"
         return None
 
+    async def write_problem(self) -> str | None:
+        """For readiness and health: why writes fail now, or None (`faqbot.store.write_health`).
+
+        Judged by the app's own writes; when they cannot tell (none yet, none for a minute,
+        or failing: an idle replica that a load balancer drained must see the disk has room
+        again) a probe row is written first, at most once per check."""
+        health = self.writes.health
+        if health.wants_probe():
+            health.probing()
+            with contextlib.suppress(Exception):  # counted by the writer: health.problem()
+                async with asyncio.timeout(CHECK_TIMEOUT_S):
+                    await self.writes.run(_probe)
+        return health.problem()
+
     async def dispose(self) -> None:
         """Commit the writes still queued, then close the connections."""
         await self.writes.close()
@@ -148,8 +167,21 @@ class Database:
         await self.engine.dispose()
 
 
+def _probe(conn: Connection) -> None:
+    """A small write through the app's writer: does the database take writes now?"""
+    conn.execute(meta.delete().where(meta.c.key == "write_probe"))
+    conn.execute(
+        meta.insert().values(
+            key="write_probe", value=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        )
+    )
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
+    # before WAL and before any table: only a new database takes it (an old one is converted
+    # once, by faqbot.store.space); lets deleted rows' pages go back to the file system
+    cursor.execute("PRAGMA auto_vacuum=INCREMENTAL")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")

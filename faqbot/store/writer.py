@@ -19,7 +19,8 @@ bad data) does not take its batch down with it: the batch is rolled back and its
 one transaction each, so only the bad one fails (writes must not commit themselves); when the
 database itself fails (down, timing out) every write of the batch gets that error at once. A
 caller that is cancelled (a client gone mid-turn) does not cancel its write. Reads do not come
-here (WAL readers never wait for the writer).
+here (WAL readers never wait for the writer). Every outcome is reported to `health`
+(`faqbot.store.write_health`): failing writes make the app's health "degraded".
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from sqlalchemy.exc import DataError, IntegrityError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from faqbot.logs import get_logger
+from faqbot.store.write_health import WriteHealth
 
 log = get_logger("faqbot.store")
 T = TypeVar("T")
@@ -62,6 +64,7 @@ class GroupCommit:
         self.max_batch = max_batch
         self.commits = 0
         self.writes = 0
+        self.health = WriteHealth()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._queue: asyncio.Queue[_Job] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
@@ -124,8 +127,7 @@ class GroupCommit:
             if len(batch) == 1 or not isinstance(exc, _ONE_WRITES_FAULT):
                 # the database itself failed (down, timed out): every write of the batch gets
                 # the error at once; re-running them one by one would wait that long again each
-                for job in batch:
-                    _settle(job, exc=exc)
+                self._failed(batch, exc)
                 return
             log.warning("store.batch_retried_singly", writes=len(batch), error=type(exc).__name__)
             for job in batch:  # isolate the failing write: the others still commit
@@ -133,8 +135,19 @@ class GroupCommit:
             return
         self.commits += 1
         self.writes += len(batch)
+        if self.health.failing:
+            log.info("store.writes_recovered", failed=self.health.failing)
+        self.health.succeeded(len(batch))
         for job, result in zip(batch, results, strict=True):
             _settle(job, result=result)
+
+    def _failed(self, batch: list[_Job], exc: Exception) -> None:
+        was_failing = self.health.failing
+        self.health.failed_with(exc, len(batch))
+        if self.health.failing and not was_failing:  # once per outage: each write logs its own
+            log.error("store.writes_failing", error=self.health.last_error)
+        for job in batch:
+            _settle(job, exc=exc)
 
 
 def _run_batch(engine: Engine, batch: list[_Job]) -> list[Any]:

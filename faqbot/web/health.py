@@ -31,17 +31,32 @@ async def ping_llm(bot: FaqBot) -> dict[str, Any]:
     return {"reachable": True, "latency_ms": round((time.perf_counter() - t0) * 1000, 1)}
 
 
-def persistence_status(ctx: ApiContext) -> dict[str, Any] | None:
-    """Where turns are stored, and how many of Chainlit's writes failed (None: not stored)."""
+def persistence_status(ctx: ApiContext, not_ready: list[str]) -> dict[str, Any] | None:
+    """Where turns are stored, whether writes commit, where the conversation key lives, and
+    how many of Chainlit's statements failed (None: nothing is stored)."""
     if ctx.store is None:
         return None
+    writes = ctx.store.db.writes.health
     status = dict(ctx.store.db.describe())
+    status["state"] = "failing" if writes.failing else "ok"
+    status["failed_writes"] = writes.failed  # every writer: faqbot's and Chainlit's
+    status["writes"] = writes.snapshot()
+    status["conversation_key"] = _key_state(ctx, not_ready)
     if ctx.store.failures is not None:
         failures, last = ctx.store.failures()
-        status["failed_writes"] = failures
+        status["failed_statements"] = failures  # Chainlit's data layer, reads included
         if last:
             status["last_error"] = last
     return status
+
+
+def _key_state(ctx: ApiContext, not_ready: list[str]) -> str:
+    """Where conversation tokens are signed from: setting, file, or memory (lost at restart)."""
+    if ctx.settings.conversation_secret is not None:
+        return "CONVERSATION_SECRET"
+    if any(reason.startswith("conversation key not saved") for reason in not_ready):
+        return "memory only (not saved: see not_ready)"
+    return "DATA_DIR file"
 
 
 async def health_report(ctx: ApiContext, bot: FaqBot, deep: bool) -> HealthResponse:
@@ -57,7 +72,7 @@ async def health_report(ctx: ApiContext, bot: FaqBot, deep: bool) -> HealthRespo
         bot.breaker.state != "closed"
         or bool(retrieval.get("degraded"))
         or "degraded" in rate_limit
-        or bool(not_ready)  # a configured store (Redis, database) does not answer
+        or bool(not_ready)  # a configured store does not answer, or storage writes fail
         or "degraded" in spend
         or spend["deployment_budget_reached"]  # every answer is offline until midnight UTC
         or bool(knowledge["problems"])  # the FAQ on disk was refused: an older version serves
@@ -80,7 +95,7 @@ async def health_report(ctx: ApiContext, bot: FaqBot, deep: bool) -> HealthRespo
         retrieval=retrieval,
         rate_limit=rate_limit,
         spend=spend,
-        persistence=persistence_status(ctx),
+        persistence=persistence_status(ctx, not_ready),
         uptime_s=round(time.monotonic() - ctx.started, 1),
         timestamp=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     )

@@ -4,6 +4,9 @@
 - `/health/ready`: this replica can answer well: the FAQ is loaded, and every configured shared
   store answers (Redis for rate limits and the answer cache; the database through the checks
   the app registers). 503 with the reasons otherwise, so a load balancer drains the replica.
+  With persistence on, storage counts too: writes must commit (a full disk, a read-only file
+  system or a database refusing writes: `Database.write_problem`), and the conversation key
+  must be saved in DATA_DIR (else tokens end at a restart). Both recover by themselves.
 
 A replica that is not ready still answers the requests it gets (degraded: per-process limits
 and cache), so a shared-store outage that hits every replica at once costs quality, not service,
@@ -18,6 +21,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
+from faqbot.state.conversations import unsaved_secret
 from faqbot.web.context import ApiContext
 
 # A registered check returns why the replica is not ready (e.g. "database unreachable"), or None
@@ -43,7 +47,24 @@ async def not_ready_reasons(ctx: ApiContext) -> list[str]:
             reason = f"readiness check failed ({type(exc).__name__})"
         if reason:
             reasons.append(reason)
-    return reasons
+    return reasons + await storage_problems(ctx)
+
+
+async def storage_problems(ctx: ApiContext) -> list[str]:
+    """Why what should be stored is not (persistence on): failing writes, an unsaved key."""
+    if ctx.store is None:
+        return []
+    problems: list[str] = []
+    try:
+        if problem := await ctx.store.db.write_problem():
+            problems.append(problem)
+    except Exception as exc:  # never a 500 from health
+        problems.append(f"database write check failed ({type(exc).__name__})")
+    if ctx.settings.conversation_secret is None:
+        _ = ctx.signer  # loads or makes the key now: a full disk shows before the first chat
+        if problem := unsaved_secret(ctx.settings.data_dir):
+            problems.append(problem)
+    return problems
 
 
 def register_readiness(api: FastAPI, ctx: ApiContext) -> None:

@@ -179,7 +179,11 @@ class HealthResponse(BaseModel):
     )
     persistence: dict[str, Any] | None = Field(
         default=None,
-        description="backend (sqlite | postgresql) and failed_writes, or null when off",
+        description="null when off; else backend (sqlite | postgresql), state (ok | failing: "
+        "writes do not commit now), failed_writes (since start, every writer), writes (committed, "
+        "failed, failing_since_last_success, last_error, last_error_age_s), conversation_key "
+        "(where tokens are signed from: a DATA_DIR file, CONVERSATION_SECRET, or memory only), "
+        "failed_statements and last_error (Chainlit's data layer)",
     )
     uptime_s: float
     timestamp: str
