@@ -261,3 +261,10 @@ class FaqbotDataLayer(FeedbackRules, SQLAlchemyDataLayer):
             return False, None
         author = rows[0].get("userIdentifier")
         return True, str(author) if author is not None else None
+
+    async def get_thread_author(self, thread_id: str) -> str:
+        """The thread's signed-in author, "" when none: Chainlit 2.12's raises ValueError
+        for an unknown or anonymous thread, which its routes turn into a 500 instead of
+        their own 404 ("Thread not found")."""
+        _, author = await self.thread_author(thread_id)
+        return author or ""

@@ -63,11 +63,12 @@ Identify = Callable[[Scope], str | None]
 
 
 def is_uuid(value: object) -> bool:
-    """A UUID in its canonical text form (what Chainlit and faqbot generate)."""
+    """A UUID in its canonical lower-case text form (what browsers, Chainlit and faqbot make):
+    one spelling per id, so an id never names a row under another spelling."""
     if not isinstance(value, str) or len(value) != 36:
         return False
     try:
-        return str(uuid.UUID(value)) == value.lower()
+        return str(uuid.UUID(value)) == value
     except ValueError:
         return False
 
