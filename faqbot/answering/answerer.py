@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from faqbot.answering.events import Source, Usage
 from faqbot.domain import FaqEntry, KnowledgeBase
 from faqbot.knowledge.ids import normalise_question
-from faqbot.llm.protocol import ChatModel
+from faqbot.llm.protocol import ChatModel, Meter
 from faqbot.prompts import answer_system, neutralise
 from faqbot.retrieval.hybrid import HybridRetriever
 
@@ -57,8 +57,14 @@ class GroundedAnswerer:
         return Grounding(category, question, tuple(entries))
 
     def stream(
-        self, grounding: Grounding, usage_sink: list[Usage], *, brief: bool = False
+        self,
+        grounding: Grounding,
+        usage_sink: list[Usage],
+        *,
+        brief: bool = False,
+        meter: Meter | None = None,
     ) -> AsyncIterator[str]:
+        """The answer's pieces; its tokens are charged to `meter` as they are spent."""
         system = answer_system(
             self.app_name, grounding.category, grounding.entries, self.refusal, brief=brief
         )
@@ -66,7 +72,7 @@ class GroundedAnswerer:
             {"role": "system", "content": system},
             {"role": "user", "content": neutralise(grounding.question)},
         ]
-        return self.model.stream_text(messages, usage_sink)
+        return self.model.stream_text(messages, usage_sink, meter=meter)
 
     def is_refusal(self, answer: str) -> bool:
         """Did the model answer with the refusal sentence (possibly lightly reworded)?"""

@@ -45,6 +45,7 @@ from faqbot.errors import (
     LLMTimeoutError,
 )
 from faqbot.llm.protocol import ChatModel
+from faqbot.llm.tokens import estimate_tokens
 from faqbot.logs import get_logger
 from faqbot.metrics import observe_speculation, observe_turn
 from faqbot.retrieval import Retriever, SearchResult
@@ -52,7 +53,7 @@ from faqbot.retrieval.confidence import Zones
 from faqbot.retrieval.hybrid import HybridRetriever
 from faqbot.retrieval.indexer import SemanticIndexer
 from faqbot.retrieval.vectors import DenseIndex
-from faqbot.spend import BudgetReached, Spender, TokenBudgets
+from faqbot.spend import BudgetReached, Spender, Tab, TokenBudgets
 from faqbot.state.cache import AnswerCache, CachedAnswer
 from faqbot.validation import clean_question
 
@@ -295,19 +296,21 @@ class FaqBot:
         """Answer one question given the recent history; raises InputError before any event.
 
         `brief` asks for a short answer (the copilot widget). `spender` is who the LLM tokens
-        are charged to (faqbot.spend): with a token budget spent the answer is offline.
+        are charged to (faqbot.spend), as they are spent, also when the consumer goes away
+        mid-answer: with a token budget spent the answer is offline.
         """
         started = time.perf_counter()
         question = clean_question(question, self.settings.max_question_chars)
         fallback: Fallback | None = None
         parts = self._parts
+        tab = self.spend.tab(spender)
         if parts.router is not None and parts.answerer is not None:
             fallback = await self.spend.check(spender)  # a spent token budget: answer offline
             if fallback is None and self.breaker.allow():
                 probe = self.breaker.probing
                 try:
                     async for event in self._llm_turn(
-                        parts, question, history, brief, started, spender
+                        parts, question, history, brief, started, spender, tab
                     ):
                         yield event
                     self.breaker.record_success()
@@ -325,7 +328,7 @@ class FaqBot:
             elif fallback is None:
                 fallback = Fallback("circuit_open", FALLBACK_MESSAGE)
                 log.warning("llm.skipped", reason="circuit_open", **self.breaker.snapshot())
-        async for event in self._offline_turn(parts, question, history, started, fallback):
+        async for event in self._offline_turn(parts, question, history, started, fallback, tab):
             yield event
 
     def _on_llm_failure(self, exc: Exception) -> Fallback:
@@ -365,13 +368,14 @@ class FaqBot:
         history: Sequence[ChatTurn],
         brief: bool,
         started: float,
-        spender: Spender | None = None,
+        spender: Spender | None,
+        tab: Tab,
     ) -> AsyncIterator[Event]:
         answerer = parts.answerer
         assert answerer is not None
         deadline = _Deadline(self.settings.llm_budget_seconds)
         route, via, speculation = await self._route(
-            parts, question, history, brief, spender, deadline
+            parts, question, history, brief, spender, tab, deadline
         )
         usage = route.usage
         if route.category is None:
@@ -383,7 +387,7 @@ class FaqBot:
                 (), refused=True, mode="llm", usage=usage, started=started,
             )  # fmt: skip
             return
-        await parts.retriever.prepare([route.standalone_question])  # off the event loop
+        await self._prepare(parts, [route.standalone_question], tab)  # off the event loop
         grounding = answerer.ground(route.category, route.standalone_question)
         found = parts.retriever.search(route.standalone_question, k=1, category=route.category)
         yield RouteDecided(route.category, found.confidence, route.standalone_question, via)
@@ -411,7 +415,7 @@ class FaqBot:
                 stream = speculation.pieces()
             else:
                 await self.spend.ensure(spender)  # the router's tokens may have spent a budget
-                stream = answerer.stream(grounding, sink, brief=brief)
+                stream = answerer.stream(grounding, sink, brief=brief, meter=tab)
             try:
                 async with contextlib.aclosing(_tokens(stream, deadline, pieces)) as tokens:
                     async for event in tokens:  # closed at once if our consumer goes away
@@ -419,9 +423,7 @@ class FaqBot:
             finally:
                 if speculation is not None:
                     await speculation.cancel()  # a no-op once it has ended
-            answer_usage = sum(sink, Usage())
-            await self.spend.record(spender, answer_usage)
-            usage = usage + answer_usage
+            usage = usage + sum(sink, Usage())  # charged to the tab while it streamed
             text = "".join(pieces).strip()
             refused = answerer.is_refusal(text)
             sources, confidence = ((), 0.0) if refused else answerer.attribute(grounding, text)
@@ -443,29 +445,29 @@ class FaqBot:
         history: Sequence[ChatTurn],
         brief: bool,
         spender: Spender | None,
+        tab: Tab,
         deadline: _Deadline,
     ) -> tuple[Route, Via, _Speculation | None]:
         """Locally when confident; else the router's call (with a speculative answer call
         alongside, when on), and the speculation only if the router agreed with it."""
-        route, guess = await self._local_route(parts, question, history)
+        route, guess = await self._local_route(parts, question, history, tab)
         if route is not None:
             return route, "retrieval", None
         assert parts.router is not None
-        speculation = await self._speculate(parts, guess, question, brief, spender)
+        speculation = await self._speculate(parts, guess, question, brief, spender, tab)
         try:
-            route = await deadline.run(parts.router.route(question, history))
+            route = await deadline.run(parts.router.route(question, history, tab))
         except BaseException:
             if speculation is not None:
                 await speculation.cancel()
             raise
-        await self.spend.record(spender, route.usage)
         if speculation is not None and speculation.grounding.category != route.category:
             await speculation.drop()
             speculation = None
         return route, "llm", speculation
 
     async def _local_route(
-        self, parts: _Parts, question: str, history: Sequence[ChatTurn]
+        self, parts: _Parts, question: str, history: Sequence[ChatTurn], tab: Tab
     ) -> tuple[Route | None, SearchResult | None]:
         """Route by retrieval, skipping the router's LLM call, when that is safe: hybrid ranking
         is on (calibrated), its confidence is in the answer zone, and the question stands alone
@@ -475,7 +477,7 @@ class FaqBot:
             return None, None
         if history and parts.offline.is_follow_up(question):
             return None, None
-        await parts.retriever.prepare([question])
+        await self._prepare(parts, [question], tab)
         found = parts.retriever.search(question, k=1)
         if found.top is None or parts.offline.zones.zone(found.confidence) != "answer":
             return None, found
@@ -488,6 +490,7 @@ class FaqBot:
         question: str,
         brief: bool,
         spender: Spender | None,
+        tab: Tab,
     ) -> _Speculation | None:
         """Start the answer call for an unsure standalone question ("Did you mean" zone) while
         the router decides; None when SPECULATIVE_ANSWER is off or nothing qualifies."""
@@ -501,7 +504,25 @@ class FaqBot:
             return None  # the router call decides what happens next
         grounding = parts.answerer.ground(found.top.entry.category, question)
         sink: list[Usage] = []
-        return _Speculation(grounding, parts.answerer.stream(grounding, sink, brief=brief), sink)
+        stream = parts.answerer.stream(grounding, sink, brief=brief, meter=tab)
+        return _Speculation(grounding, stream, sink)
+
+    async def _prepare(self, parts: _Parts, texts: list[str], tab: Tab) -> None:
+        """Encode query texts for hybrid ranking (in a worker thread), charging the tab first
+        for those a per-token billed embedder (OPENAI embeddings) will be asked to encode."""
+        await tab.charge(self._embedding_tokens(parts, texts))
+        await parts.retriever.prepare(texts)
+
+    def _embedding_tokens(self, parts: _Parts, texts: list[str]) -> int:
+        """Estimated tokens of the texts `prepare` would send to a billed embedder (none that
+        its query cache holds; none while it cools down after a failure)."""
+        semantic = self.semantic
+        if semantic is None or parts.retriever.mode != "hybrid":
+            return 0
+        if not getattr(semantic.embedder, "billed", False) or semantic.queries.down():
+            return 0
+        fresh = [t for t in dict.fromkeys(texts) if semantic.queries.cached(t) is None]
+        return sum(estimate_tokens(t) for t in fresh)
 
     async def _refusal(self, parts: _Parts) -> AsyncIterator[Event]:
         async for event in parts.offline.stream(self.settings.refusal_text):
@@ -516,9 +537,11 @@ class FaqBot:
         history: Sequence[ChatTurn],
         started: float,
         fallback: Fallback | None,
+        tab: Tab,
     ) -> AsyncIterator[Event]:
         if fallback is not None:
             yield fallback
+        await tab.charge(self._embedding_tokens(parts, [question]))  # offline ranking embeds too
         decision = await parts.offline.decide(question, history)
         confidence = decision.result.confidence
         yield RouteDecided(decision.category, confidence, decision.query, "retrieval")

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from faqbot.answering.events import Usage
 from faqbot.domain import ChatTurn, KnowledgeBase
 from faqbot.errors import LLMOutputRejected
-from faqbot.llm.protocol import ChatModel, Message, ToolCall
+from faqbot.llm.protocol import ChatModel, Message, Meter, ToolCall
 from faqbot.logs import get_logger
 from faqbot.prompts import NOT_COVERED, not_covered_tool, router_system, router_tool, tool_name
 from faqbot.retrieval.hybrid import HybridRetriever
@@ -96,8 +96,13 @@ class LLMRouter:
             raise LLMOutputRejected("router tool call has no 'question' argument")
         return category, " ".join(strip_invisible(standalone).split())[:MAX_TURN_CHARS]
 
-    async def route(self, question: str, history: Sequence[ChatTurn]) -> Route:
-        completion = await self.model.call_tools(self.messages(question, history), self.tools)
+    async def route(
+        self, question: str, history: Sequence[ChatTurn], meter: Meter | None = None
+    ) -> Route:
+        """The route; the call's tokens are charged to `meter` as they are spent."""
+        completion = await self.model.call_tools(
+            self.messages(question, history), self.tools, meter=meter
+        )
         parsed = [p for p in (self._parse(call) for call in completion.tool_calls) if p]
         if not parsed:  # not_covered, or no tool call at all
             return Route(None, question, completion.usage)

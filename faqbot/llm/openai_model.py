@@ -17,6 +17,11 @@ client that retries only when the wait fits inside the first-token deadline
 (`retry_wait_bound`); a longer one fails at once with the wait in the error's `retry_after`, and
 the bot keeps its circuit breaker open that long (faqbot.answering.bot), so users get the offline
 answer without waiting.
+
+Spend: every call charges its `meter` while it runs (faqbot.llm.tokens.Tally): the prompt when
+the request goes out, the completion as it streams, the provider's `usage` when it comes, and
+in `_chunks`' `finally` what an abandoned or failed call consumed, so a caller that leaves after
+the first token (a closed tab, the chat's Stop) is charged what the provider bills.
 """
 
 from __future__ import annotations
@@ -41,7 +46,8 @@ from faqbot.errors import (
     LLMTimeoutError,
     LLMUnavailableError,
 )
-from faqbot.llm.protocol import Message, ToolCall, ToolCompletion
+from faqbot.llm.protocol import Message, Meter, ToolCall, ToolCompletion
+from faqbot.llm.tokens import Tally, estimate_prompt
 
 # A streamed chunk as the JSON object the provider sent (`{"choices": [{"delta": ...,
 # "finish_reason": ...}], "usage": ...}`), not the SDK's typed `ChatCompletionChunk`: building
@@ -144,6 +150,30 @@ def _has_output(chunk: Chunk) -> bool:
     return False
 
 
+def _output(chunk: Chunk) -> str | None:
+    """The generated text a chunk carries (content, tool names and argument fragments), or
+    None when it carries none (what the provider bills as completion tokens)."""
+    parts: list[str] = []
+    for choice in chunk.get("choices") or ():
+        delta = choice.get("delta") or {}
+        parts.append(delta.get("content") or "")
+        for call in delta.get("tool_calls") or ():
+            function = call.get("function") or {}
+            parts.append((function.get("name") or "") + (function.get("arguments") or ""))
+    text = "".join(parts)
+    return text or None
+
+
+def _unbilled(exc: BaseException) -> bool:
+    """Did the request fail before the provider could bill it: an error status, or no
+    connection? (A timeout is not: the provider may have read the prompt.)"""
+    if isinstance(exc, openai.APIStatusError):
+        return True
+    return isinstance(exc, openai.APIConnectionError) and not isinstance(
+        exc, openai.APITimeoutError
+    )
+
+
 class OpenAIChatModel:
     """ChatModel over the Chat Completions API with streaming and usage reporting.
 
@@ -194,37 +224,56 @@ class OpenAIChatModel:
         )
 
     async def _chunks(
-        self, messages: Sequence[Message], **extra: Any
+        self, messages: Sequence[Message], meter: Meter | None, **extra: Any
     ) -> AsyncGenerator[Chunk, None]:
         """The stream's chunks; LLMTimeoutError when the provider stays silent too long.
 
         The first-token clock starts with the call, so it covers connecting, the SDK's retries,
-        the response headers and any role-only chunk. Always releases the connection.
+        the response headers and any role-only chunk. Always releases the connection, and
+        always charges `meter` what the call cost, however it ends (module docstring).
         """
         loop = asyncio.get_running_loop()
         first_by = None if self.first_token_s is None else loop.time() + self.first_token_s
-        async with _silence(first_by, f"no first token within {self.first_token_s} s"):
-            stream = await self._stream(messages, **extra)
+        tally = Tally(meter, estimate_prompt(messages, extra.get("tools") or ()))
         try:
-            got_output = False
-            while True:
-                if got_output:
-                    by = None if self.stall_s is None else loop.time() + self.stall_s
-                    why = f"stream stalled: no chunk for {self.stall_s} s"
-                else:
-                    by, why = first_by, f"no first token within {self.first_token_s} s"
-                async with _silence(by, why):
-                    try:
-                        chunk = await anext(stream)
-                    except StopAsyncIteration:
-                        return
-                got_output = got_output or _has_output(chunk)
-                yield chunk
+            await tally.sent()
+            try:
+                async with _silence(first_by, f"no first token within {self.first_token_s} s"):
+                    stream = await self._stream(messages, **extra)
+            except Exception as exc:
+                if _unbilled(exc):
+                    tally.refused()
+                raise
+            try:
+                got_output = False
+                while True:
+                    if got_output:
+                        by = None if self.stall_s is None else loop.time() + self.stall_s
+                        why = f"stream stalled: no chunk for {self.stall_s} s"
+                    else:
+                        by, why = first_by, f"no first token within {self.first_token_s} s"
+                    async with _silence(by, why):
+                        try:
+                            chunk = await anext(stream)
+                        except StopAsyncIteration:
+                            return
+                    got_output = got_output or _has_output(chunk)
+                    if chunk.get("usage"):
+                        tally.report(chunk["usage"])
+                    elif (output := _output(chunk)) is not None and tally.received(output):
+                        await tally.flush()
+                    yield chunk
+            finally:
+                await stream.close()
         finally:
-            await stream.close()
+            await tally.flush()  # also for a call abandoned mid-stream (GeneratorExit, cancel)
 
     async def call_tools(
-        self, messages: Sequence[Message], tools: Sequence[dict[str, Any]]
+        self,
+        messages: Sequence[Message],
+        tools: Sequence[dict[str, Any]],
+        *,
+        meter: Meter | None = None,
     ) -> ToolCompletion:
         """Stream a tool-choice completion and reassemble tool calls from argument fragments."""
         parts: dict[int, dict[str, str]] = {}
@@ -234,7 +283,7 @@ class OpenAIChatModel:
         try:
             # "required": the router always answers with a tool call (never free text), and
             # says "no category fits" with its `not_covered` tool (faqbot.answering.router)
-            chunks = self._chunks(messages, tools=list(tools), tool_choice="required")
+            chunks = self._chunks(messages, meter, tools=list(tools), tool_choice="required")
             async with contextlib.aclosing(chunks):
                 async for chunk in chunks:
                     if chunk.get("usage"):
@@ -265,12 +314,12 @@ class OpenAIChatModel:
         return ToolCompletion(calls, "".join(text), usage)
 
     async def stream_text(
-        self, messages: Sequence[Message], usage_sink: list[Usage]
+        self, messages: Sequence[Message], usage_sink: list[Usage], *, meter: Meter | None = None
     ) -> AsyncIterator[str]:
         """Yield the answer's text pieces as they arrive; a stream without a finish is torn."""
         finished = False
         try:
-            chunks = self._chunks(messages)
+            chunks = self._chunks(messages, meter)
             async with contextlib.aclosing(chunks):
                 async for chunk in chunks:
                     if chunk.get("usage"):

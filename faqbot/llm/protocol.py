@@ -1,6 +1,8 @@
 """ChatModel: what the router and answerer need from a language model, nothing more.
 
 Implementations raise only faqbot.errors.LLMError subclasses, so callers never see SDK types.
+Each call charges its tokens to the `Meter` it is given while they are spent (faqbot.llm.tokens),
+also when it fails or its caller goes away mid-stream.
 """
 
 from __future__ import annotations
@@ -32,19 +34,32 @@ class ToolCompletion:
     usage: Usage = field(default_factory=Usage)
 
 
+class Meter(Protocol):
+    """Where a call's tokens are charged as it spends them (faqbot.spend.Tab)."""
+
+    async def charge(self, tokens: int) -> None:
+        """Add `tokens` (negative: the provider counted less than was estimated). Never raises
+        for a fault of its store, and the charge lands even if the caller is cancelled."""
+        ...
+
+
 class ChatModel(Protocol):
     """A chat-completions model. `name` is logged and used for pricing."""
 
     name: str
 
     async def call_tools(
-        self, messages: Sequence[Message], tools: Sequence[dict[str, Any]]
+        self,
+        messages: Sequence[Message],
+        tools: Sequence[dict[str, Any]],
+        *,
+        meter: Meter | None = None,
     ) -> ToolCompletion:
         """One completion offering `tools`; returns the (reassembled) tool calls."""
         ...
 
     def stream_text(
-        self, messages: Sequence[Message], usage_sink: list[Usage]
+        self, messages: Sequence[Message], usage_sink: list[Usage], *, meter: Meter | None = None
     ) -> AsyncIterator[str]:
         """Stream the completion's text pieces; append the call's Usage to `usage_sink`."""
         ...

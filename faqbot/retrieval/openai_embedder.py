@@ -17,7 +17,7 @@ from __future__ import annotations
 import base64
 import threading
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -59,7 +59,12 @@ class OpenAIEmbedder:
     are not sent (the API rejects empty input) and get zero rows. `encoding_format` "float" is
     the default because every compatible server speaks it; "base64" is smaller on the wire and
     both forms are decoded here (some servers ignore the request and send the other one).
+
+    `billed`: such an endpoint is taken to bill per token, so the query texts a question sends
+    it are charged to the asker's token budget (faqbot.answering.bot, faqbot.spend).
     """
+
+    billed: ClassVar[bool] = True
 
     def __init__(
         self,

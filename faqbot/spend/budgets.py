@@ -1,10 +1,13 @@
 """Token budgets: how many LLM tokens a conversation, a client per UTC day and the whole
 deployment per UTC day may spend, so a public widget cannot spend the owner's money without end.
 
-Tokens are known only after a call (the provider's `usage`), so the budget is checked before each
-LLM call (router and answer) against what was spent so far, and the call's tokens are recorded
-after it: a turn may overshoot a budget by the calls it had already started. When a budget is
-spent the bot answers offline (retrieval) with a notice saying why: never an error. The broadest
+The budget is checked before each LLM call (router and answer) against what was spent so far.
+Tokens are charged while they are spent, through a `Tab` per turn (faqbot.spend.tab): the prompt
+when a call starts, the completion as it streams, the provider's `usage` when it arrives and, for
+a call abandoned mid-stream (a client that leaves after the first token, the chat's Stop), what
+it consumed; the provider bills all of that whether or not anyone reads the answer. A turn may
+overshoot a budget by the calls it had already started. When a budget is spent the bot answers
+offline (retrieval) with a notice saying why: never an error. The broadest
 budget reached is the one reported (deployment, then client, then conversation), so the notice
 gives the right advice ("start a new conversation" only helps with a conversation's budget).
 
@@ -18,16 +21,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from faqbot.answering.events import Fallback, Usage
 from faqbot.config import Settings
 from faqbot.logs import get_logger
 from faqbot.metrics import SPEND_LIMIT, SPEND_LIMITED, SPEND_TODAY
 from faqbot.spend.counters import FailoverCounters
+from faqbot.spend.tab import Keys, Scope, Tab
 
 log = get_logger("faqbot.spend")
-Scope = Literal["deployment", "client", "conversation"]
 DAY_S = 86_400
 DAY_KEY_EXPIRY_S = DAY_S + 3_600  # a day key outlives its day, whenever it was created
 CONVERSATION_EXPIRY_S = DAY_S
@@ -101,12 +104,10 @@ class TokenBudgets:
     def _deployment_key(self) -> str:
         return f"{self.namespace}/spend/deployment/{self.day()}"
 
-    def _keys(self, who: Spender | None) -> list[tuple[Scope, str, int]]:
+    def keys(self, who: Spender | None) -> Keys:
         """(scope, key, expiry) of every count this spender's tokens go to, broadest first."""
         base, day = f"{self.namespace}/spend", self.day()
-        keys: list[tuple[Scope, str, int]] = [
-            ("deployment", self._deployment_key(), DAY_KEY_EXPIRY_S)
-        ]
+        keys: Keys = [("deployment", self._deployment_key(), DAY_KEY_EXPIRY_S)]
         if who is not None and who.client and self.limits["client"]:
             keys.append(("client", f"{base}/client/{day}/{who.client}", DAY_KEY_EXPIRY_S))
         if who is not None and who.conversation and self.limits["conversation"]:
@@ -122,7 +123,7 @@ class TokenBudgets:
         limit).
         """
         try:
-            limited = [(s, k) for s, k, _ in self._keys(who) if self.limits[s]]
+            limited = [(s, k) for s, k, _ in self.keys(who) if self.limits[s]]
             spent = await self.counters.get_many([key for _, key in limited])
         except Exception:
             log.exception("spend.check_failed")
@@ -141,14 +142,22 @@ class TokenBudgets:
         if fallback is not None:
             raise BudgetReached(fallback)
 
+    def tab(self, who: Spender | None) -> Tab:
+        """A turn's tab: charges this spender's budgets as the turn's calls spend tokens."""
+        return Tab(self, self.keys(who))
+
     async def record(self, who: Spender | None, usage: Usage) -> None:
-        """Charge one call's tokens to every budget of this spender, in one write (one Redis
-        round trip); a fault is only logged."""
-        tokens = usage.total_tokens
-        if tokens <= 0:
+        """Charge one finished call's tokens to every budget of this spender."""
+        if usage.total_tokens > 0:
+            await self.add(self.keys(who), usage.total_tokens)
+
+    async def add(self, keys: Keys, tokens: int) -> None:
+        """Add `tokens` (negative: a correction) to every count in `keys`, in one write (one
+        Redis round trip); a fault is only logged."""
+        if not tokens or not keys:
             return
         try:
-            totals = await self.counters.add([(k, tokens, ttl) for _, k, ttl in self._keys(who)])
+            totals = await self.counters.add([(k, tokens, ttl) for _, k, ttl in keys])
         except Exception:
             log.exception("spend.record_failed", tokens=tokens)
             return
