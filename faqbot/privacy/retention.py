@@ -5,6 +5,15 @@ transaction per batch of threads (child rows first, so it works with or without 
 A thread's age is its last activity: its newest step (or, without steps, its creation), so a
 conversation someone continued yesterday is kept whole. Elements stored in an external file
 store (S3, Azure) are not reached here; faqbot configures none.
+
+Retention also deletes feedback that belongs to nothing: its `forId` names no stored step and
+no turn row, or its thread is gone (anyone could `PUT /feedback` on an unknown id: a 50 MB
+comment stayed forever). Feedback rows carry no timestamp, so this cannot wait for an age.
+
+Deleted rows free pages, not disk: a SQLite file never shrinks by itself. After deleting,
+`reclaim_space` hands the free pages back to the file system (`faqbot.store.space`).
+PostgreSQL reuses the space of deleted rows itself (autovacuum); its files shrink only with
+`VACUUM FULL`, which locks the tables and is left to the operator.
 """
 
 from __future__ import annotations
@@ -14,12 +23,13 @@ from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Delete, delete, func, or_, select
+from sqlalchemy import Delete, delete, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from faqbot.analytics.queries import iso
 from faqbot.logs import get_logger
 from faqbot.store.schema import elements, feedbacks, steps, threads, turns, users
+from faqbot.store.space import reclaim_space
 
 log = get_logger("faqbot.privacy")
 BATCH = 500
@@ -73,7 +83,8 @@ async def apply_retention(
 ) -> Counter[str]:
     """Delete every thread whose last activity is more than `days` days old (0: keep all).
 
-    Also removes turn rows older than that whose thread is gone (written without one).
+    Also removes turn rows older than that whose thread is gone (written without one), and
+    feedback that belongs to nothing; then gives the freed space back (SQLite).
     """
     if days <= 0:
         return Counter()
@@ -86,9 +97,22 @@ async def apply_retention(
     )
     async with engine.begin() as conn:
         counts["faqbot_turns"] += (await conn.execute(orphans)).rowcount or 0
+        counts["feedbacks"] += (await conn.execute(_orphan_feedback())).rowcount or 0
     if sum(counts.values()):
         log.info("privacy.retention_applied", days=days, cutoff=iso(cutoff), **dict(counts))
+    await reclaim_space(engine)
     return counts
+
+
+def _orphan_feedback() -> Delete:
+    """Feedback for no stored answer (no step, no turn row with its `forId`), or whose thread
+    is gone: nothing would ever delete it with a thread."""
+    rated_step = exists().where(steps.c.id == feedbacks.c.forId)
+    rated_turn = exists().where(turns.c.id == feedbacks.c.forId)
+    thread_gone = (feedbacks.c.threadId.is_not(None)) & ~exists().where(
+        threads.c.id == feedbacks.c.threadId
+    )
+    return delete(feedbacks).where(or_(~rated_step & ~rated_turn, thread_gone))
 
 
 async def delete_user(engine: AsyncEngine, identifier: str) -> Counter[str]:
@@ -109,6 +133,7 @@ async def delete_user(engine: AsyncEngine, identifier: str) -> Counter[str]:
         gone_user = delete(users).where(users.c.identifier == identifier)
         counts["users"] += (await conn.execute(gone_user)).rowcount or 0
     log.info("privacy.user_deleted", **dict(counts))  # never the identifier itself
+    await reclaim_space(engine)  # the pages the erased rows held go back to the file system
     return counts
 
 
