@@ -615,6 +615,11 @@ def _mount_http_api() -> None:
         sign_in=ChainlitSignIn(),  # with sign-in on, /api wants a session (or PUBLIC_API)
     )
     app.router.routes.insert(0, admin.page_route(f"{cl_config.run.root_path}/admin"))
+    # /admin from a browser: the token form (cookie) and the way to sign in (admin_login.py)
+    from faqbot.web.admin_login import AdminLogin
+
+    for route in AdminLogin(admin).routes(f"{cl_config.run.root_path}/admin"):
+        app.router.routes.insert(0, route)
     app.add_middleware(PrefixDispatcher, api=api, prefix="/api")
     _install_gates(app, sio)
     # Erased (delete-user) and removed (AUTH_USERS) users' sessions end: outside the gates,

@@ -5,6 +5,8 @@ with RETENTION_DAYS=30: the seed's 40-day-old conversation is deleted at start."
 
 from __future__ import annotations
 
+import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -132,3 +134,82 @@ def test_retention_runs_when_the_app_starts(app_url: str, data_dir: Path) -> Non
         time.sleep(0.5)
     assert "An old question about invoices?" not in questions()  # 40 days old: deleted
     assert "How do I delete my account?" in questions()  # recent: kept
+
+
+# --- /admin from a browser (issue 20, item 15) ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def token_only_url(data_dir: Path) -> Iterator[str]:
+    """Sign-in off, analytics on behind the token: the set-up a browser could not open."""
+    env = {"DATA_DIR": str(data_dir), "ANALYTICS_ENABLED": "true", "ADMIN_TOKEN": TOKEN}
+    with chainlit_server(env) as url:
+        yield url
+
+
+def test_the_token_form_opens_admin_in_a_browser(token_only_url: str) -> None:
+    with browser_page() as page_obj:
+        page: Any = page_obj
+        problems: list[str] = []
+        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        denied = page.goto(f"{token_only_url}/admin?since=30d")
+        assert denied.status == 401
+        page.screenshot(path=str(ARTIFACTS / "admin-token-form.png"))
+        page.fill("#token", "not-the-token-at-all-000")
+        page.locator("#token-form button").click()
+        page.locator("#error").wait_for(timeout=10_000)
+        assert page.locator("#chart-daily").count() == 0
+        page.fill("#token", TOKEN)
+        page.locator("#token-form button").click()
+        page.locator("#chart-daily").wait_for(timeout=20_000)
+        assert page.url.endswith("/admin?since=30d")  # the period chosen is kept
+        assert page.locator("#chart-daily rect.bar").count() >= 5
+        (cookie,) = [c for c in page.context.cookies() if c["name"] == "faqbot_admin"]
+        assert cookie["httpOnly"] is True
+        assert cookie["sameSite"] == "Strict"
+        assert cookie["secure"] is False  # plain http here; Secure behind https
+        assert TOKEN not in cookie["value"]  # an HMAC of it, with an expiry
+        assert 7 * 3600 < cookie["expires"] - time.time() <= 8 * 3600 + 60
+        assert page.goto(f"{token_only_url}/admin?since=30d").status == 200  # the cookie holds
+        problems = [p for p in problems if "401" not in p]  # the browser reports the 401s
+        assert problems == []  # no CSP violation: a form, no script
+
+
+def test_the_admin_cookie_is_refused_when_forged_or_for_another_token(
+    token_only_url: str,
+) -> None:
+    from faqbot.web.admin_access import admin_cookie
+
+    with httpx.Client(base_url=token_only_url, timeout=30) as http:
+        right = http.post("/admin", data={"token": TOKEN})
+        assert right.status_code == 303
+        value = right.cookies["faqbot_admin"]
+        assert http.get("/admin").status_code == 200
+        for forged in (
+            value[:-1] + ("0" if value[-1] != "0" else "1"),
+            admin_cookie("another-token-of-enough-length"),
+            admin_cookie(TOKEN, now=time.time() - 9 * 3600),  # expired
+            "9999999999.",
+        ):
+            http.cookies.clear()
+            http.cookies.set("faqbot_admin", forged)
+            assert http.get("/admin").status_code == 401, forged
+        wrong = http.post("/admin", data={"token": "a-wrong-token-0123456789"})
+        assert wrong.status_code == 401
+        assert "faqbot_admin" not in wrong.cookies
+
+
+def test_an_admin_user_signs_in_from_the_admin_page(app_url: str) -> None:
+    with browser_page() as page_obj:
+        page: Any = page_obj
+        assert page.goto(f"{app_url}/admin").status == 401
+        assert page.locator("#token-form").count() == 1  # the token works with sign-in too
+        page.locator("#sign-in").click()
+        page.wait_for_url(re.compile(r"/login"), timeout=20_000)
+        page.fill("#email", "alice")
+        page.fill("#password", "alice-pw")
+        page.locator("button[type=submit]").click()
+        page.locator("#chat-input").wait_for(timeout=20_000)
+        response = page.goto(f"{app_url}/admin?since=30d")
+        assert response.status == 200
+        page.locator("#chart-daily").wait_for(timeout=10_000)
