@@ -1,5 +1,6 @@
-"""What the token budgets cost per question: the checks and records one LLM turn makes
-(check before the router call, record its usage, check before the answer call, record its usage),
+"""What the token budgets cost per question: the checks and charges one LLM turn makes (check
+before the router call; charge its prompt when it starts, settle to its usage; check before the
+answer call; charge its prompt, its completion once while it streams, settle to its usage),
 timed against process memory and against Redis (REDIS_URL, default the local 127.0.0.1:6379).
 
     python bench/spend_overhead.py [--turns 2000] [--keys 50000] [--redis-url redis://...]
@@ -24,15 +25,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from faqbot.answering.events import Usage
 from faqbot.spend import Spender, TokenBudgets
 
-ROUTER, ANSWER = Usage(500, 10), Usage(700, 60)
+ROUTER, ANSWER = Usage(500, 10), Usage(700, 160)
+ROUTER_GUESS, ANSWER_GUESS = 650, 900  # the prompt estimates (faqbot.llm.tokens), on the high side
 
 
 async def turn(budgets: TokenBudgets, who: Spender) -> None:
-    """The spend calls of one LLM turn, as FaqBot makes them."""
+    """The spend calls of one LLM turn, as FaqBot and the model make them."""
+    tab = budgets.tab(who)
     await budgets.check(who)
-    await budgets.record(who, ROUTER)
+    await tab.charge(ROUTER_GUESS)  # the router call starts
+    await tab.charge(ROUTER.total_tokens - ROUTER_GUESS)  # its usage arrived
     await budgets.ensure(who)
-    await budgets.record(who, ANSWER)
+    await tab.charge(ANSWER_GUESS)  # the answer call starts
+    await tab.charge(128)  # streaming: every 128 tokens
+    await tab.charge(ANSWER.total_tokens - ANSWER_GUESS - 128)  # its usage arrived
 
 
 async def measure(
@@ -46,7 +52,7 @@ async def measure(
         namespace=namespace,
     )
     for i in range(preload):  # earlier visitors of the day
-        await budgets.record(Spender(f"ip:old-{i}", f"old-{i}"), ROUTER)
+        await budgets.tab(Spender(f"ip:old-{i}", f"old-{i}")).charge(ROUTER.total_tokens)
     times = []
     for i in range(turns):
         who = Spender(f"ip:10.0.{i % 50}.1", f"conversation-{i % 200}")
@@ -72,7 +78,7 @@ async def main() -> int:
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     args = parser.parse_args()
     namespace = f"bench-spend-{uuid.uuid4().hex}"
-    print(f"{args.turns} LLM turns, 2 checks + 2 records each (3 budgets on)")
+    print(f"{args.turns} LLM turns, 2 checks + 5 charges each (3 budgets on)")
     report("memory", await measure(None, args.turns, namespace))
     name = f"memory, {args.keys:,} clients and conversations counted"
     report(name, await measure(None, args.turns, namespace, args.keys))

@@ -26,7 +26,7 @@ from faqbot.llm.protocol import Message, Meter
 BYTES_PER_TOKEN = 3
 MESSAGE_TOKENS = 4  # each message's role and framing
 REPLY_TOKENS = 3  # the assistant reply's priming
-FLUSH_TOKENS = 64  # a streaming completion is charged in steps of this many tokens
+FLUSH_TOKENS = 128  # a streaming completion is charged in steps of this many tokens
 
 
 def estimate_tokens(text: str) -> int:

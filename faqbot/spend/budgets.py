@@ -144,7 +144,7 @@ class TokenBudgets:
 
     def tab(self, who: Spender | None) -> Tab:
         """A turn's tab: charges this spender's budgets as the turn's calls spend tokens."""
-        return Tab(self, self.keys(who))
+        return Tab(self, self.keys(who), waits=self.counters.backend == "redis")
 
     async def record(self, who: Spender | None, usage: Usage) -> None:
         """Charge one finished call's tokens to every budget of this spender."""
