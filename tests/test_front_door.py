@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -110,39 +111,50 @@ async def test_sql_payload_as_thread_id_reads_nothing_foreign(
     async with Visitor(signed_url, headers=dict(bob), thread_id=SQL_PAYLOAD) as chat:
         own = await chat.ask("What is your refund policy?")
     await _settle(signed_dir, own.thread_id, 3)
-    assert own.thread_id != SQL_PAYLOAD
-    uuid.UUID(own.thread_id)  # a new thread of bob's own, with an id the server made
     async with httpx.AsyncClient(base_url=signed_url, headers=bob, timeout=30) as http:
         listing = await http.post(
             "/project/threads", json={"pagination": {"first": 20}, "filter": {}}
         )
-    assert listing.status_code == 200, listing.text
     assert "4242-SECRET-ALICE" not in listing.text
     assert "leak" not in listing.text
+    assert listing.status_code == 200, listing.text
+    assert own.thread_id != SQL_PAYLOAD
+    uuid.UUID(own.thread_id)  # a new thread of bob's own, with an id the server made
     threads = listing.json()["data"]
     assert [t["id"] for t in threads] == [own.thread_id]
     assert rows(signed_dir, "SELECT count(*) FROM threads WHERE id = ?", (SQL_PAYLOAD,)) == [(0,)]
 
 
-async def test_share_route_refuses_payloads_at_once(open_url: str, open_dir: Path) -> None:
-    """`GET /project/share/<id>` is public: a non-UUID id is refused before any SQL runs, so a
-    condition on other visitors' data cannot be timed (the same answer, as fast, either way)."""
+async def test_share_route_is_no_timing_oracle(open_url: str, open_dir: Path) -> None:
+    """`GET /project/share/<id>` is public. A visitor names an SQL payload as its thread id and
+    asks once (the thread would be stored under that id), then times the share route on it:
+    the answer must not depend on a condition on other visitors' data (issue 20: 0.6-0.9 s when
+    true, 0.00 s when false). Ids are refused before any SQL runs: as fast either way."""
     async with ChatClient(open_url) as chat:
         await chat.ask(PRIVATE)
-    slow = "(SELECT count(*) FROM steps WHERE output LIKE '%SECRET%') > 0 AND " * 3
-    true_case = f"x') OR ({slow} length(randomblob(300000000)) > 0) /*"
-    false_case = true_case.replace("> 0 AND", "< 0 AND")
+    cond = "(SELECT count(*) FROM steps WHERE output LIKE '%4242-SECRET%') > 0"
+    payloads = {
+        name: f"x') OR ({cond.replace('> 0', op)} AND length(randomblob(3000000)) > 0) --"
+        for name, op in (("true", "> 0"), ("false", "< 0"))
+    }
+    for payload in payloads.values():
+        async with Visitor(open_url, thread_id=payload) as chat:
+            await chat.ask("What is your refund policy?")
+    await asyncio.sleep(1.0)  # Chainlit's background writes
     times: dict[str, list[float]] = {"true": [], "false": []}
-    async with httpx.AsyncClient(base_url=open_url, timeout=30) as http:
+    codes = set()
+    async with httpx.AsyncClient(base_url=open_url, timeout=60) as http:
         for _ in range(3):
-            for name, payload in (("true", true_case), ("false", false_case)):
+            for name, payload in payloads.items():
                 t0 = time.perf_counter()
-                resp = await http.get(f"/project/share/{payload}")
+                resp = await http.get(f"/project/share/{quote(payload, safe='')}")
                 times[name].append(time.perf_counter() - t0)
-                assert resp.status_code == 400, resp.text
-                assert resp.json()["error_code"] == "INVALID_ID"
+                codes.add((resp.status_code, resp.headers.get("content-type", "")[:16]))
+    print({k: [round(t, 3) for t in v] for k, v in times.items()}, codes)
     assert abs(statistics.median(times["true"]) - statistics.median(times["false"])) < 0.1
     assert max(times["true"]) < 0.5
+    assert codes == {(400, "application/json")}
+    assert rows(open_dir, "SELECT count(*) FROM threads WHERE id LIKE 'x'')%'") == [(0,)]
 
 
 async def test_listing_binds_legacy_ids_it_finds(make_settings: Any, tmp_path: Path) -> None:
