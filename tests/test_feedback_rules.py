@@ -272,3 +272,23 @@ async def test_a_run_without_a_recorded_answer_keeps_the_rating(layer: FaqbotDat
         await thumbs(layer, turn.run, 0)
         await thumbs(layer, turn.run, 0)
     assert [r[1] for r in await rows(layer)] == [turn.run]
+
+
+async def test_a_resumed_thread_shows_the_rating_on_its_run(layer: FaqbotDataLayer) -> None:
+    """The UI reads the thumbs' state from the run: the thread read back for a resume carries
+    the answer's rating (this client's, with its id, to delete it) on the run too, and each
+    step once even when several clients rated it."""
+    turn = await chat_turn(layer)
+    with as_requester(OTHER_ANON):
+        await thumbs(layer, turn.run, 1)
+    with as_requester(ANON):
+        mine = await thumbs(layer, turn.run, 0, comment="no")
+        thread = await layer.get_thread(turn.thread)
+    assert thread is not None
+    ids = [s["id"] for s in thread["steps"]]
+    assert sorted(ids) == sorted({turn.question, turn.run, turn.router, turn.answer})
+    by_id = {s["id"]: s for s in thread["steps"]}
+    for step in (turn.run, turn.answer):
+        rating = by_id[step]["feedback"]
+        assert rating is not None
+        assert (rating["id"], rating["value"], rating["comment"]) == (mine, 0, "no")

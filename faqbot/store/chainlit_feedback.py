@@ -64,6 +64,23 @@ def pass_refusals_through(app: Starlette) -> None:
     setattr(app.state, _INSTALLED, True)
 
 
+def ratings_on_runs(steps: list[dict[str, Any]], client: str) -> list[dict[str, Any]]:
+    """Steps once each (Chainlit's read repeats a step per rating it has: this client's is
+    kept, else the first), and a run without a rating shows its answer's."""
+    kept: dict[str, dict[str, Any]] = {}
+    for step in steps:
+        seen = kept.get(step["id"])
+        rating = step.get("feedback") or {}
+        if seen is None or rating.get("id") == rules.rating_id(step["id"], client):
+            kept[step["id"]] = step
+    for step in kept.values():
+        run = kept.get(step.get("parentId") or "")
+        answered = step.get("type") == "assistant_message" and step.get("feedback")
+        if answered and run is not None and run.get("type") == "run" and not run.get("feedback"):
+            run["feedback"] = step["feedback"]
+    return list(kept.values())
+
+
 def _refusal(exc: rules.FeedbackRefused) -> HTTPException:
     return HTTPException(status_code=exc.status, detail=exc.reason)
 
@@ -95,6 +112,14 @@ class FeedbackRules:
             raise HTTPException(503, "Feedback could not be stored; please try again") from None
         log.info("feedback.stored", answer_id=rated.for_id, value=rated.value, path="chainlit")
         return rated.id
+
+    async def get_thread(self, thread_id: str) -> Any:
+        """The thread as Chainlit reads it, with each answer's rating also on its run: the UI
+        shows (and changes) the thumbs of the run, so a resumed conversation shows them set."""
+        thread = await super().get_thread(thread_id)  # type: ignore[misc]
+        if thread:
+            thread["steps"] = ratings_on_runs(thread.get("steps") or [], rules.requester().client)
+        return thread
 
     async def delete_feedback(self, feedback_id: str) -> bool:
         """Delete the caller's own rating (404 for any other id)."""
