@@ -26,7 +26,7 @@ from faqbot.analytics.report import build_report
 from faqbot.privacy.stored import mask_data_layer
 from faqbot.store.chainlit_layer import FaqbotDataLayer
 from faqbot.store.database import Database
-from faqbot.store.feedback import COMMENT_MAX_CHARS
+from faqbot.store.feedback import COMMENT_MAX_CHARS, delete_ratings_of
 from faqbot.store.requester import Requester, current_requester
 from faqbot.store.turns import Store, TurnRecord
 from tests.store_support import BACKENDS, Backend, fresh_backend
@@ -292,3 +292,16 @@ async def test_a_resumed_thread_shows_the_rating_on_its_run(layer: FaqbotDataLay
         rating = by_id[step]["feedback"]
         assert rating is not None
         assert (rating["id"], rating["value"], rating["comment"]) == (mine, 0, "no")
+
+
+async def test_a_users_ratings_can_all_be_found_and_deleted(layer: FaqbotDataLayer) -> None:
+    """For `delete-user`: a user's ratings outside their own threads (an anonymous or API
+    conversation) carry no user column; `delete_ratings_of` finds them by their ids."""
+    own, anonymous = await chat_turn(layer, owner="alice"), await chat_turn(layer)
+    with as_requester(ALICE):
+        await thumbs(layer, own.run, 0, comment="mine")
+        await thumbs(layer, anonymous.answer, 0, comment="theirs")
+    with as_requester(BOB):
+        await thumbs(layer, anonymous.answer, 1)
+    assert await delete_ratings_of(layer.database, ALICE.client) == 2
+    assert [(r[1], r[3]) for r in await rows(layer)] == [(anonymous.answer, 1)]

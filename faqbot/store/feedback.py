@@ -150,6 +150,26 @@ async def unrate(database: Database, feedback_id: str, who: Requester | None = N
     await database.writes.run(delete)
 
 
+async def delete_ratings_of(database: Database, client: str, batch: int = 5000) -> int:
+    """Delete every rating this client made (e.g. `user:<id>` for `delete-user`): a user's
+    ratings of answers outside their own threads (API conversations) carry no user column;
+    their ids are derived from the client, so each row is checked. Returns the rows deleted."""
+    mine: list[str] = []
+    async with database.engine.connect() as conn:
+        result = await conn.stream(select(feedbacks.c.id, feedbacks.c.forId))
+        async for part in result.partitions(batch):
+            mine.extend(r.id for r in part if r.id == rating_id(str(r.forId), client))
+    for start in range(0, len(mine), batch):
+        chunk = mine[start : start + batch]
+        statement = feedbacks.delete().where(feedbacks.c.id.in_(chunk))
+
+        def delete(conn: Connection, statement: Any = statement) -> None:
+            conn.execute(statement)
+
+        await database.writes.run(delete)
+    return len(mine)
+
+
 def may_rate(target: Target, who: Requester | None) -> bool:
     """An owned thread's answers: only its owner; anonymous threads: anyone with the id."""
     if who is None or target.owner is None:
