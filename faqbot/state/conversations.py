@@ -90,7 +90,7 @@ def unsaved_secret(data_dir: Path) -> str | None:
     pending = _UNSAVED.get(path)
     if pending is None:
         return None
-    return f"conversation key not saved in {path.parent} ({pending[1]}): tokens end at a restart"
+    return f"conversation key not saved in DATA_DIR ({pending[1]}): tokens end at a restart"
 
 
 def _load_or_save(path: Path, secret: bytes) -> bytes:

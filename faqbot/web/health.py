@@ -51,12 +51,13 @@ def persistence_status(ctx: ApiContext, not_ready: list[str]) -> dict[str, Any] 
 
 
 def _key_state(ctx: ApiContext, not_ready: list[str]) -> str:
-    """Where conversation tokens are signed from: setting, file, or memory (lost at restart)."""
+    """Where conversation tokens are signed from: the setting, a DATA_DIR file, or memory only
+    (tokens end at a restart). No word of the setting's name: clients see this."""
     if ctx.settings.conversation_secret is not None:
-        return "CONVERSATION_SECRET"
+        return "setting"
     if any(reason.startswith("conversation key not saved") for reason in not_ready):
-        return "memory only (not saved: see not_ready)"
-    return "DATA_DIR file"
+        return "memory"
+    return "file"
 
 
 async def health_report(ctx: ApiContext, bot: FaqBot, deep: bool) -> HealthResponse:

@@ -182,7 +182,8 @@ class HealthResponse(BaseModel):
         description="null when off; else backend (sqlite | postgresql), state (ok | failing: "
         "writes do not commit now), failed_writes (since start, every writer), writes (committed, "
         "failed, failing_since_last_success, last_error, last_error_age_s), conversation_key "
-        "(where tokens are signed from: a DATA_DIR file, CONVERSATION_SECRET, or memory only), "
+        "(where conversation tokens are signed from: setting, file in DATA_DIR, or memory: not "
+        "saved, tokens end at a restart), "
         "failed_statements and last_error (Chainlit's data layer)",
     )
     uptime_s: float
