@@ -634,6 +634,9 @@ def _mount_http_api() -> None:
         SessionCheck, decode=ChainlitSignIn.claims, policy=SessionPolicy(settings, revoked),
         cookie_name=_auth_cookie_name, cookie_path=_cookie_path,
     )  # fmt: skip
+    from faqbot.web.security import CorsRefusalLog
+
+    app.add_middleware(CorsRefusalLog, allowed=settings.cors_origins)  # names the setting
     app.add_middleware(SecurityHeadersMiddleware, docs_paths=("/api/docs",))  # outermost
 
 

@@ -171,6 +171,49 @@ def app_url() -> Iterator[str]:
         yield url
 
 
+def test_refused_origins_are_logged_once_each_and_bounded(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """One warning line per refused origin and kind, naming CORS_ORIGINS; after `limit`
+    origins, one line saying the rest are not logged (anyone can send any Origin header)."""
+    from faqbot.logs import configure_logging
+    from faqbot.web.security import RefusedOrigins
+
+    configure_logging("INFO", "json")
+    refused = RefusedOrigins(limit=3)
+    check = websocket_origin_check([ALLOWED], refused)
+    for _ in range(5):
+        assert not check("https://partner.test", {"HTTP_HOST": "bot.test"})
+    refused.report("https://partner.test", "http")
+    refused.report("https://partner.test", "http")
+    for n in range(10):
+        refused.report(f"https://spam{n}.test", "http")
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if "cors.origin_refused" in ln]
+    assert len(lines) == 4  # partner (websocket, http), spam0, then "no more logged"
+    assert lines[0].count("https://partner.test") == 1
+    assert all("CORS_ORIGINS" in ln for ln in lines[:3])
+    assert "origin_refused_more" in lines[3]
+
+
+async def test_the_http_refusal_log_skips_allowed_and_same_origin_requests(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from faqbot.logs import configure_logging
+    from faqbot.web.security import CorsRefusalLog, RefusedOrigins
+
+    configure_logging("INFO", "json")
+    inner = Starlette(routes=[Route("/", lambda r: JSONResponse({}))])
+    app = CorsRefusalLog(inner, allowed=[ALLOWED], refused=RefusedOrigins())
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://bot.test") as http:
+        for origin in (ALLOWED, "http://bot.test", None, "https://evil.test"):
+            headers = {"origin": origin} if origin else {}
+            assert (await http.get("/", headers=headers)).status_code == 200
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if "cors.origin_refused" in ln]
+    assert len(lines) == 1
+    assert "https://evil.test" in lines[0]
+
+
 @pytest.mark.chainlit
 @pytest.mark.parametrize(
     "path", ["/", "/api/health", "/public/logo.svg", "/copilot/index.js", "/api/nope", "/health"]

@@ -19,6 +19,8 @@ and CSS from cdn.jsdelivr.net and gets that source added.
 
 `websocket_origin_check` decides which browser origins may open Chainlit's socket.io connection:
 browsers apply no CORS to websockets, so without it any web page could talk to the bot.
+`CorsRefusalLog` and the websocket check log one warning per refused origin naming CORS_ORIGINS
+(the browser only says "Failed to fetch").
 `peer_address` gives the client's address for a socket.io connection, decided as for the API.
 """
 
@@ -186,25 +188,101 @@ class SecurityHeadersMiddleware:
             return []
 
 
-def websocket_origin_check(allowed: Sequence[str]) -> Callable[[str | None, dict[str, Any]], bool]:
+MAX_ORIGINS_LOGGED = 100
+CORS_FIX = (
+    "if this site embeds the widget or calls the API, add its origin to CORS_ORIGINS "
+    '(e.g. CORS_ORIGINS=["https://www.example.com"]); otherwise nothing to do'
+)
+
+
+class RefusedOrigins:
+    """Says once per origin (and per kind: HTTP, websocket), in one warning line, that
+    CORS_ORIGINS refused it.
+
+    A browser tells the visitor only "TypeError: Failed to fetch" (the widget on a site missing
+    from CORS_ORIGINS); the operator reads the cause here. Bounded: after `limit` distinct
+    origins (anyone can send any Origin header) one last line says the rest are not logged.
+    """
+
+    def __init__(self, limit: int = MAX_ORIGINS_LOGGED) -> None:
+        self.limit = limit
+        self._seen: set[str] = set()
+        self._full = False
+
+    def report(self, origin: str, kind: str) -> None:
+        origin = origin.strip().lower()[:200]
+        key = f"{kind} {origin}"  # the HTTP and the websocket refusals: one line each
+        if key in self._seen or self._full:
+            return
+        if len(self._seen) >= self.limit:
+            self._full = True
+            log.warning("cors.origin_refused_more", logged=self.limit, note="no more logged")
+            return
+        self._seen.add(key)
+        log.warning(
+            "cors.origin_refused", origin=origin, kind=kind, setting="CORS_ORIGINS", fix=CORS_FIX
+        )
+
+
+REFUSED = RefusedOrigins()  # one per process: the HTTP and websocket checks share it
+
+
+def origin_allowed(origin: str, allowed: Sequence[str], hosts: Iterable[str]) -> bool:
+    """`origin` is in `allowed` (or it has "*"), or names one of this server's `hosts`."""
+    origins = {o.strip().rstrip("/").lower() for o in allowed}
+    if "*" in origins or origin.rstrip("/").lower() in origins:
+        return True
+    netloc = urlsplit(origin).netloc.lower()
+    return bool(netloc) and netloc in {h.strip().lower() for h in hosts if h.strip()}
+
+
+def websocket_origin_check(
+    allowed: Sequence[str], refused: RefusedOrigins = REFUSED
+) -> Callable[[str | None, dict[str, Any]], bool]:
     """An origin check for python-engineio's `cors_allowed_origins` (it accepts a callable).
 
     Allowed: the server's own origin (the Chainlit UI; same host as the request's Host or
     X-Forwarded-Host header, any scheme), every origin in `allowed` (CORS_ORIGINS), or any origin
     when `allowed` contains "*". engineio calls it only when the request has an Origin header:
-    non-browser clients send none, and CORS does not concern them.
+    non-browser clients send none, and CORS does not concern them. A refusal is logged once per
+    origin (`refused`).
     """
-    origins = {o.rstrip("/").lower() for o in allowed}
 
     def check(origin: str | None, environ: dict[str, Any] | None = None) -> bool:
-        if origin is None or "*" in origins or origin.rstrip("/").lower() in origins:
+        if origin is None:
             return True
         env = environ or {}
-        hosts = {env.get("HTTP_HOST", ""), *env.get("HTTP_X_FORWARDED_HOST", "").split(",")}
-        netloc = urlsplit(origin).netloc.lower()
-        return bool(netloc) and netloc in {h.strip().lower() for h in hosts if h.strip()}
+        hosts = [env.get("HTTP_HOST", ""), *env.get("HTTP_X_FORWARDED_HOST", "").split(",")]
+        if origin_allowed(origin, allowed, hosts):
+            return True
+        refused.report(origin, "websocket")
+        return False
 
     return check
+
+
+class CorsRefusalLog:
+    """Pure ASGI: log (once per origin, `refused`) an HTTP request from a browser origin that
+    CORS_ORIGINS does not allow. It only logs: the CORS middlewares (Chainlit's, the API's)
+    decide what the browser may read."""
+
+    def __init__(
+        self, app: ASGIApp, *, allowed: Sequence[str], refused: RefusedOrigins = REFUSED
+    ) -> None:
+        self.app = app
+        self.allowed = list(allowed)
+        self.refused = refused
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            headers: list[tuple[bytes, bytes]] = list(scope.get("headers") or [])
+            origin = _header(headers, b"origin").decode("latin-1")
+            if origin:
+                forwarded = _header(headers, b"x-forwarded-host").decode("latin-1")
+                hosts = [_header(headers, b"host").decode("latin-1"), *forwarded.split(",")]
+                if not origin_allowed(origin, self.allowed, hosts):
+                    self.refused.report(origin, "http")
+        await self.app(scope, receive, send)
 
 
 def peer_address(environ: Mapping[str, Any]) -> str | None:
