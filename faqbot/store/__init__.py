@@ -27,8 +27,10 @@ Who writes what
   conversation (`threads.id` = `conversation_id`, `metadata` = `{"face": "api"}`), per turn a
   `user_message` step, a `Router` step and an `assistant_message` step whose `output` is the
   plain answer, and the `faqbot_turns` row, in one transaction before the answer is returned.
-- `POST /api/feedback`: a `feedbacks` row for the answer (`forId` = the answer's id), one per
-  answer (a second replaces the first).
+- `feedbacks`: every path (Chainlit's `PUT /feedback`, `POST /api/feedback`) under
+  faqbot.store.feedback's rules: `forId` = the answer (`faqbot_turns.id`; the UI's run id is
+  mapped to it), one row per answer per client (id = uuid5(answer, client)), a second rating by
+  the same client replaces the first.
 
 Keys (for reports and analytics)
 --------------------------------
