@@ -317,3 +317,37 @@ def test_write_health_recovers_on_success_and_ignores_rows_refused_on_their_own(
     assert health.snapshot()["failed"] == 4
     now[0] += 61
     assert health.wants_probe()  # idle a minute: look again
+
+
+async def test_disk_full_before_the_database_was_made(
+    small_disk: SmallDisk, make_settings: Any
+) -> None:
+    """Full before the app's first start: the schema cannot be made (the app starts anyway:
+    chainlit_app logs it), answers go on, and once there is room the probe makes the schema,
+    so turns are stored without a restart."""
+    settings = make_settings(data_dir=small_disk.path / "data")
+    settings.data_dir.mkdir()
+    small_disk.fill()
+    db = Database.from_settings(settings)
+    with pytest.raises(OperationalError):
+        await db.ensure_schema()  # what chainlit_app's start-up meets (and logs)
+    bot = build_bot(settings)
+    api = create_api(
+        lambda: bot, RateLimiter(1000, 60), settings, ConversationStore(),
+        ready_checks=(db.check,), store=Store(db),
+    )  # fmt: skip
+    transport = httpx.ASGITransport(app=api, raise_app_exceptions=False)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            app = App(http, db, settings.data_dir)
+            assert (await app.ask()).status_code == 200
+            ready = await app.ready()
+            assert ready.status_code == 503
+            assert "database writes failing" in _reasons(ready)
+            small_disk.free()
+            again = await app.ready_again()
+            assert again.status_code == 200, again.text
+            assert (await app.ask()).status_code == 200
+            assert await app.stored_turns() == 1
+    finally:
+        await db.dispose()

@@ -156,8 +156,17 @@ class Database:
             health.probing()
             with contextlib.suppress(Exception):  # counted by the writer: health.problem()
                 async with asyncio.timeout(CHECK_TIMEOUT_S):
-                    await self.writes.run(_probe)
+                    await self._probe()
         return health.problem()
+
+    async def _probe(self) -> None:
+        if self.writes.health.failing:  # the schema may never have been made (full at start)
+            try:
+                await self.ensure_schema()
+            except Exception as exc:
+                self.writes.health.failed_with(exc)
+                return
+        await self.writes.run(_probe)
 
     async def dispose(self) -> None:
         """Commit the writes still queued, then close the connections."""
