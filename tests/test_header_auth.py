@@ -1,5 +1,5 @@
 """Sign-in behind an authenticating proxy (AUTH_HEADER): the header names the user, its absence
-signs nobody in, and the user's threads are stored under that name."""
+signs nobody in (the chat and /api alike), and the user's threads are stored under that name."""
 
 from __future__ import annotations
 
@@ -26,7 +26,15 @@ async def test_the_proxy_header_signs_the_user_in(tmp_path: Path) -> None:
         async with httpx.AsyncClient(base_url=url, timeout=30) as http:
             config = (await http.get("/auth/config")).json()
             anonymous = await http.post("/auth/header")
+            # /api is behind the same sign-in (issue 20): the proxy's header, or the session
+            question = {"question": "What is your refund policy?"}
+            api_anonymous = await http.post("/api/chat", json=question)
+            api_by_header = await http.post(
+                "/api/chat", json=question, headers={"X-Forwarded-User": "bob"}
+            )
             signed = await http.post("/auth/header", headers={"X-Forwarded-User": "bob"})
+        assert api_anonymous.status_code == 401
+        assert api_by_header.status_code == 200, api_by_header.text
         assert config["requireLogin"] is True
         assert config["headerAuth"] is True
         assert config["passwordAuth"] is False
@@ -48,4 +56,4 @@ async def test_the_proxy_header_signs_the_user_in(tmp_path: Path) -> None:
     finally:
         con.close()
     assert owner == [("bob",)]
-    assert user == [("ui", "bob")]
+    assert sorted(user, key=str) == [("api", None), ("ui", "bob")]  # API turns: no user yet

@@ -4,7 +4,8 @@ A deployment that turns sign-in on expects the bot, and the LLM tokens it spends
 it; before this, anonymous `POST /api/chat` and `/api/feedback` still answered. Now, when the
 app's sign-in is on (password, header or OAuth) and PUBLIC_API is not true, every /api route
 but the operational ones wants the same session the chat UI has: Chainlit's cookie, or
-`Authorization: Bearer <the session JWT>` for scripts. Without one the answer is 401 with the
+`Authorization: Bearer <the session JWT>` for scripts, or, with AUTH_HEADER, the header the
+authenticating proxy sets (as it does for the chat UI). Without one the answer is 401 with the
 ErrorResponse body, before the request is read or counted.
 
 Always open: health (/health, /health/live, /health/ready), /metrics, the docs (/docs,
@@ -37,10 +38,18 @@ PUBLIC_PATHS = frozenset(
 class ApiSignIn:
     """Pure ASGI, inside the API's CORS (a 401 carries the CORS headers a widget needs)."""
 
-    def __init__(self, app: ASGIApp, *, sign_in: SignIn, public: bool = False) -> None:
+    def __init__(
+        self, app: ASGIApp, *, sign_in: SignIn, public: bool = False, header: str | None = None
+    ) -> None:
         self.app = app
         self.sign_in = sign_in
         self.public = public
+        self.header = header  # AUTH_HEADER: the proxy's word for who this is
+
+    async def _signed_in(self, request: HTTPConnection) -> bool:
+        if self.header and request.headers.get(self.header, "").strip():
+            return True
+        return await self.sign_in.viewer(request) is not None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or self.public or scope.get("method") == "OPTIONS":
@@ -51,7 +60,7 @@ class ApiSignIn:
         if relative.rstrip("/") in PUBLIC_PATHS or not self.sign_in.enabled():
             await self.app(scope, receive, send)
             return
-        if await self.sign_in.viewer(HTTPConnection(scope)) is None:
+        if not await self._signed_in(HTTPConnection(scope)):
             response = error_response(
                 401,
                 "Sign-in required",

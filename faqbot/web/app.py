@@ -70,7 +70,9 @@ def create_api(
     _cap_question_length(api, settings)
     api.add_middleware(RequestGate, limiter=limiter)  # inside CORS: its 413/429 carry CORS
     if sign_in is not None:  # before the gate: an anonymous request is neither read nor counted
-        api.add_middleware(ApiSignIn, sign_in=sign_in, public=settings.public_api)
+        api.add_middleware(
+            ApiSignIn, sign_in=sign_in, public=settings.public_api, header=settings.auth_header
+        )
     _add_cors(api, settings)
     register_error_handlers(api)
     register_health(api, ctx)
