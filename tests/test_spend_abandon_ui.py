@@ -14,6 +14,7 @@ A real `chainlit run` against the fake OpenAI server, which counts what it bills
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -32,9 +33,12 @@ def _server_logs(request: pytest.FixtureRequest) -> Iterator[None]:
     yield from server_logs_on_failure(request)
 
 
-@pytest.fixture
-def url(fake_openai: fo.FakeOpenAI) -> Iterator[str]:
+@pytest.fixture(params=["off", "bundled"])
+def url(request: pytest.FixtureRequest, fake_openai: fo.FakeOpenAI) -> Iterator[str]:
+    """The app, lexical-only or with the bundled embedding model (the shipped default: hybrid
+    ranking routes confident questions without the router call)."""
     env = {
+        "EMBEDDINGS": request.param,
         "OPENAI_API_KEY": "test-key",
         "OPENAI_BASE_URL": fake_openai.base_url,
         "OPENAI_MAX_RETRIES": "0",
@@ -46,7 +50,19 @@ def url(fake_openai: fo.FakeOpenAI) -> Iterator[str]:
         "SPEND_CLIENT_DAILY_TOKENS": str(BUDGET),
     }
     with chainlit_server(env) as server:
+        if request.param == "bundled":
+            wait_until_hybrid(server)
         yield server
+
+
+def wait_until_hybrid(url: str, timeout: float = 180.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        retrieval = httpx.get(f"{url}/api/health", timeout=5).json()["retrieval"]
+        if retrieval["ranking"] == "hybrid":
+            return
+        assert time.monotonic() < deadline, f"never became hybrid: {retrieval}"
+        time.sleep(0.5)
 
 
 async def ask_and_stop(chat: ChatClient, text: str) -> None:
