@@ -38,6 +38,7 @@ from faqbot.store.writer import GroupCommit
 log = get_logger("faqbot.store")
 DB_FILE = "faqbot.db"
 SQLITE_BUSY_TIMEOUT_S = 30.0
+WAL_SIZE_LIMIT = 16 * 1024 * 1024  # bytes of write-ahead log kept after a checkpoint
 CHECK_TIMEOUT_S = 2.0
 _LOCK_ID = 0x46415142  # "FAQB": the advisory lock schema upgrades take on PostgreSQL
 _DRIVERS = {
@@ -192,6 +193,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # once, by faqbot.store.space); lets deleted rows' pages go back to the file system
     cursor.execute("PRAGMA auto_vacuum=INCREMENTAL")
     cursor.execute("PRAGMA journal_mode=WAL")
+    # a big transaction (a 50 MB comment) grew the log for good: trimmed at the next reset
+    cursor.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")

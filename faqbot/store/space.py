@@ -23,10 +23,12 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from faqbot.logs import get_logger
+from faqbot.store.database import SQLITE_BUSY_TIMEOUT_S
 from faqbot.store.write_health import describe
 
 log = get_logger("faqbot.store")
 INCREMENTAL = 2  # PRAGMA auto_vacuum: 0 none, 1 full, 2 incremental
+CHECKPOINT_WAIT_MS = 1000
 
 
 async def _pragma(conn: AsyncConnection, name: str) -> int:
@@ -48,9 +50,9 @@ async def reclaim_space(engine: AsyncEngine) -> int:
             # executescript steps each statement to its end: Python's sqlite3 execute() steps
             # `PRAGMA incremental_vacuum` once, which frees a single page
             script = "PRAGMA auto_vacuum=INCREMENTAL; VACUUM;" if one_off else ""
-            script += "PRAGMA incremental_vacuum; PRAGMA wal_checkpoint(TRUNCATE);"
             raw: Any = await auto.get_raw_connection()
-            await raw.driver_connection.executescript(script)
+            await raw.driver_connection.executescript(script + "PRAGMA incremental_vacuum;")
+            await _truncate_log(raw.driver_connection)
             freed = (pages - await _pragma(auto, "page_count")) * page_size
     except Exception as exc:  # the rows are deleted either way
         log.warning("store.space_not_reclaimed", error=describe(exc))
@@ -59,3 +61,14 @@ async def reclaim_space(engine: AsyncEngine) -> int:
         "store.space_reclaimed", bytes=freed, vacuum="full, once" if one_off else "incremental"
     )
     return freed
+
+
+async def _truncate_log(driver: Any) -> None:
+    """Copy the log into the file (which shrinks then) and empty the log. A TRUNCATE
+    checkpoint holds new writers back while it waits for readers: a second at most here (busy,
+    it gives up; `journal_size_limit` trims the log at a later checkpoint)."""
+    await driver.execute(f"PRAGMA busy_timeout={CHECKPOINT_WAIT_MS}")
+    try:
+        await driver.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        await driver.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
