@@ -164,6 +164,15 @@ def _output(chunk: Chunk) -> str | None:
     return text or None
 
 
+def _count(tally: Tally, chunk: Chunk) -> bool:
+    """Count a chunk's output (or the provider's usage) in `tally`; True: charge it now."""
+    if chunk.get("usage"):
+        tally.report(chunk["usage"])
+        return False
+    output = _output(chunk)
+    return output is not None and tally.received(output)
+
+
 def _unbilled(exc: BaseException) -> bool:
     """Did the request fail before the provider could bill it: an error status, or no
     connection? (A timeout is not: the provider may have read the prompt.)"""
@@ -236,14 +245,7 @@ class OpenAIChatModel:
         first_by = None if self.first_token_s is None else loop.time() + self.first_token_s
         tally = Tally(meter, estimate_prompt(messages, extra.get("tools") or ()))
         try:
-            await tally.sent()
-            try:
-                async with _silence(first_by, f"no first token within {self.first_token_s} s"):
-                    stream = await self._stream(messages, **extra)
-            except Exception as exc:
-                if _unbilled(exc):
-                    tally.refused()
-                raise
+            stream = await self._open(messages, tally, first_by, **extra)
             try:
                 got_output = False
                 while True:
@@ -258,15 +260,26 @@ class OpenAIChatModel:
                         except StopAsyncIteration:
                             return
                     got_output = got_output or _has_output(chunk)
-                    if chunk.get("usage"):
-                        tally.report(chunk["usage"])
-                    elif (output := _output(chunk)) is not None and tally.received(output):
+                    if _count(tally, chunk):
                         await tally.flush()
                     yield chunk
             finally:
                 await stream.close()
         finally:
             await tally.flush()  # also for a call abandoned mid-stream (GeneratorExit, cancel)
+
+    async def _open(
+        self, messages: Sequence[Message], tally: Tally, first_by: float | None, **extra: Any
+    ) -> openai.AsyncStream[Chunk]:
+        """Send the request, its prompt charged first; a refused request is charged nothing."""
+        await tally.sent()
+        try:
+            async with _silence(first_by, f"no first token within {self.first_token_s} s"):
+                return await self._stream(messages, **extra)
+        except Exception as exc:
+            if _unbilled(exc):
+                tally.refused()
+            raise
 
     async def call_tools(
         self,
