@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,9 +22,12 @@ from faqbot.answering.factory import build_bot
 from faqbot.errors import LLMRateLimitError, LLMUnavailableError
 from faqbot.llm.openai_model import OpenAIChatModel, make_client
 from faqbot.llm.tokens import estimate_prompt, estimate_tokens
+from faqbot.retrieval.embedders import HashEmbedder
+from faqbot.retrieval.indexer import SemanticIndexer
 from faqbot.spend import Spender, Tab, TokenBudgets
 from faqbot.spend.tab import Keys
 from tests import fake_openai as fo
+from tests.test_speculative_answer import PROFILE, router_choosing, unsure_sales_question
 
 pytestmark = pytest.mark.llm
 ANSWER = " ".join(["Our annual plans are billed once a year at a discount."] * 10)
@@ -200,3 +204,29 @@ async def test_embedding_a_new_question_is_charged_once(
             assert charged == estimate_tokens(question) >= billed
         else:
             assert billed == charged == 0
+
+
+async def test_a_dropped_speculative_answer_is_charged_what_it_consumed(
+    make_settings: Any, fake_openai: fo.FakeOpenAI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SPECULATIVE_ANSWER starts the answer call before the router has decided; when the router
+    decides otherwise the call is cancelled, and what it consumed is still counted."""
+    monkeypatch.setattr(fake_openai, "responder", router_choosing("labs"))
+    fake_openai.profile = PROFILE  # the router takes long enough for the guess to go out
+    settings = make_settings(
+        openai_api_key="test-key",
+        openai_base_url=fake_openai.base_url,
+        openai_max_retries=0,
+        llm_budget_seconds=10.0,
+        answer_cache_size=0,
+        speculative_answer=True,
+    )
+    bot = build_bot(settings, semantic=SemanticIndexer(HashEmbedder(), tmp_path / "vectors"))
+    assert bot.wait_for_vectors(20)
+    result = await collect(bot.answer(unsure_sales_question(bot), spender=WHO))
+    assert result.category == "labs"
+    answers = [r for r in fake_openai.requests if not r.get("tools")]
+    assert len(answers) == 2  # the dropped guess and the real answer
+    billed = await billed_settled(fake_openai)
+    assert billed > result.usage.total_tokens  # the provider billed the dropped call too...
+    assert await bot.spend.spent_today() >= billed  # ...and so did the budget
