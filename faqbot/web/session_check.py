@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +39,7 @@ from faqbot.store.revocations import REFRESH_S, RevocationList
 
 log = get_logger("faqbot.web.session_check")
 Claims = Mapping[str, Any]
+CLAIMS_KEPT = 4096  # verified tokens remembered (one per active session)
 Decode = Callable[[str], Claims]
 
 
@@ -94,6 +96,7 @@ class SessionCheck:
         self.cookie_name = cookie_name
         self.cookie_path = cookie_path
         self.recheck_s = recheck_s
+        self._verified: OrderedDict[str, Claims] = OrderedDict()
 
     def _is_session_cookie(self, name: str) -> bool:
         prefix = f"{self.cookie_name}_"
@@ -121,12 +124,25 @@ class SessionCheck:
         return None
 
     def _claims(self, token: str | None) -> Claims | None:
+        """The token's claims, or None. Verified once per token (an HS256 check costs ~75 us
+        here and every request of a session carries the same one), then kept until it
+        expires; only good tokens are kept, at most CLAIMS_KEPT of them."""
         if not token:
             return None
+        if (kept := self._verified.get(token)) is not None:
+            expires = kept.get("exp")
+            if not isinstance(expires, int | float) or expires > time.time():
+                self._verified.move_to_end(token)
+                return kept
+            del self._verified[token]
         try:
-            return self.decode(token)
+            claims = self.decode(token)
         except Exception:  # not a session token of this app (or expired): not ours to judge
             return None
+        self._verified[token] = claims
+        if len(self._verified) > CLAIMS_KEPT:
+            self._verified.popitem(last=False)
+        return claims
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
