@@ -50,13 +50,13 @@ class RecordingFake(fo.FakeOpenAI):
         record["end"] = time.monotonic()
 
     async def _sse(
-        self, body: dict[str, Any], reply: fo.Reply, usage: dict[str, int]
+        self, body: dict[str, Any], reply: fo.Reply, usage: dict[str, int], bill: fo.Bill
     ) -> AsyncIterator[str]:
         record: dict[str, Any] = {"kind": "stream", "start": time.monotonic(), "end": None}
         record["finished"] = False
         self.calls.append(record)
         try:
-            async for piece in super()._sse(body, reply, usage):
+            async for piece in super()._sse(body, reply, usage, bill):
                 yield piece
             record["finished"] = True
         finally:  # cancelled by the server when the client closes the connection
