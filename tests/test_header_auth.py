@@ -56,4 +56,4 @@ async def test_the_proxy_header_signs_the_user_in(tmp_path: Path) -> None:
     finally:
         con.close()
     assert owner == [("bob",)]
-    assert sorted(user, key=str) == [("api", None), ("ui", "bob")]  # API turns: no user yet
+    assert sorted(user, key=str) == [("api", "bob"), ("ui", "bob")]  # the API's turn is bob's too

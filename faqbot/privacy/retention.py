@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from faqbot.analytics.queries import iso
 from faqbot.logs import get_logger
+from faqbot.store.feedback import rating_id
 from faqbot.store.schema import elements, feedbacks, steps, threads, turns, users
 from faqbot.store.space import reclaim_space
 
@@ -115,6 +116,22 @@ def _orphan_feedback() -> Delete:
     return delete(feedbacks).where(or_(~rated_step & ~rated_turn, thread_gone))
 
 
+async def delete_ratings(engine: AsyncEngine, client: str, batch: int = 5000) -> int:
+    """Delete the ratings one client gave anywhere (API or anonymous conversations included,
+    which carry no user column): a rating's id is derived from its answer and its client
+    (faqbot.store.feedback.rating_id), so each row is checked against it."""
+    async with engine.connect() as conn:
+        rows = (await conn.execute(select(feedbacks.c.id, feedbacks.c.forId))).all()
+    mine = [str(i) for i, for_id in rows if str(i) == rating_id(str(for_id), client)]
+    deleted = 0
+    for start in range(0, len(mine), batch):
+        async with engine.begin() as conn:
+            chunk = mine[start : start + batch]
+            result = await conn.execute(delete(feedbacks).where(feedbacks.c.id.in_(chunk)))
+            deleted += result.rowcount or 0
+    return deleted
+
+
 async def delete_user(engine: AsyncEngine, identifier: str) -> Counter[str]:
     """Delete one user's threads (with everything in them), turn rows and user record."""
     async with engine.connect() as conn:
@@ -127,6 +144,7 @@ async def delete_user(engine: AsyncEngine, identifier: str) -> Counter[str]:
         owned = or_(threads.c.userIdentifier == identifier, threads.c.userId.in_(user_ids))
         thread_ids = [str(r[0]) for r in (await conn.execute(select(threads.c.id).where(owned)))]
     counts = await delete_threads(engine, thread_ids)
+    counts["feedbacks"] += await delete_ratings(engine, f"user:{identifier}")
     async with engine.begin() as conn:
         gone = delete(turns).where(turns.c.user_identifier == identifier)
         counts["faqbot_turns"] += (await conn.execute(gone)).rowcount or 0

@@ -210,6 +210,7 @@ class Store:
             "createdAt": at[0],
             "name": record.question[:200],
             "metadata": json.dumps({"face": "api"}),
+            "userIdentifier": record.user_identifier,  # signed in: erased with the user
         }
         base = {"threadId": record.thread_id, "streaming": False, "isError": False}
         rows = [

@@ -18,6 +18,7 @@ from __future__ import annotations
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from faqbot.store.requester import Requester, current_requester
 from faqbot.web.admin_access import SignIn
 from faqbot.web.errors import error_response
 
@@ -46,10 +47,12 @@ class ApiSignIn:
         self.public = public
         self.header = header  # AUTH_HEADER: the proxy's word for who this is
 
-    async def _signed_in(self, request: HTTPConnection) -> bool:
-        if self.header and request.headers.get(self.header, "").strip():
-            return True
-        return await self.sign_in.viewer(request) is not None
+    async def _user(self, request: HTTPConnection) -> str | None:
+        """Who is signed in: the proxy's header (AUTH_HEADER), else the session's user."""
+        if self.header and (name := request.headers.get(self.header, "").strip()):
+            return name
+        viewer = await self.sign_in.viewer(request)
+        return viewer.identifier if viewer is not None else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or self.public or scope.get("method") == "OPTIONS":
@@ -60,7 +63,8 @@ class ApiSignIn:
         if relative.rstrip("/") in PUBLIC_PATHS or not self.sign_in.enabled():
             await self.app(scope, receive, send)
             return
-        if not await self._signed_in(HTTPConnection(scope)):
+        user = await self._user(HTTPConnection(scope))
+        if user is None:
             response = error_response(
                 401,
                 "Sign-in required",
@@ -70,4 +74,9 @@ class ApiSignIn:
             )
             await response(scope, receive, send)
             return
-        await self.app(scope, receive, send)
+        # the data layer's rules (one rating per answer per client, owners only) know who asks
+        token = current_requester.set(Requester(f"user:{user}", user))
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            current_requester.reset(token)

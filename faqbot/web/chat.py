@@ -45,6 +45,7 @@ from faqbot.domain import ChatTurn
 from faqbot.errors import FaqBotError
 from faqbot.logs import get_logger
 from faqbot.spend import Spender, StreamSlot
+from faqbot.store.requester import current_requester
 from faqbot.store.turns import TurnRecord, new_id
 from faqbot.web.context import ApiContext, Conversation
 from faqbot.web.limits import client_key
@@ -115,9 +116,10 @@ async def _finish(
     await ctx.conversations.record(conversation.id, result.question, result.answer)
     response = chat_response(result, conversation, ctx.prefix, ctx.contact_for(bot, result))
     if ctx.store is not None:
+        asking = current_requester.get()  # set with sign-in (faqbot/web/api_access.py)
         record = TurnRecord.of(
             result, answer_id=new_id(), thread_id=conversation.id, face="api", routed_by=via,
-            faq_version=bot.kb.version,
+            faq_version=bot.kb.version, user_identifier=asking.user if asking else None,
         )  # fmt: skip
         route = RouteDecided(result.category, result.confidence, result.standalone_question, via)
         try:
