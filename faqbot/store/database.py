@@ -32,6 +32,7 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 from faqbot.config import Settings
 from faqbot.errors import ConfigError
 from faqbot.logs import get_logger
+from faqbot.store.migrations import remap_run_ratings
 from faqbot.store.schema import SCHEMA_VERSION, meta, metadata
 from faqbot.store.writer import GroupCommit
 
@@ -130,12 +131,15 @@ class Database:
                 if self.schema:
                     await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"'))
             added = await conn.run_sync(_upgrade)
+            moved = await conn.run_sync(remap_run_ratings)  # faqbot.store.migrations
             await conn.execute(meta.delete().where(meta.c.key == "schema_version"))
             await conn.execute(
                 meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION))
             )
         if added:
             log.info("store.schema_upgraded", added=added)
+        if moved:
+            log.info("store.ratings_moved_to_answers", ratings=moved)
 
     async def check(self) -> str | None:
         """For readiness: why the database cannot be used now, or None."""
