@@ -120,7 +120,12 @@ class SocketGate:
         return await inner(sid, payload)
 
     async def _refusal(self, sid: str, payload: Any) -> str | None:
-        """Why a message is not taken (shown to the visitor, never stored), or None."""
+        """Why a message is not taken (shown to the visitor, never stored), or None. Every
+        message counts toward the client's rate limit, refused ones too (as API POSTs do)."""
+        try:
+            await self.limiter.check(self.client_of(sid))
+        except RateLimitedError as exc:
+            return exc.user_message
         message = payload.get("message") if isinstance(payload, dict) else None
         if not isinstance(message, dict) or not is_uuid(message.get("id")):
             return INVALID_MESSAGE
@@ -130,10 +135,6 @@ class SocketGate:
         if len(text) > self.max_chars:
             log.info("socket.message_too_long", chars=len(text), limit=self.max_chars)
             return too_long(len(text), self.max_chars)
-        try:
-            await self.limiter.check(self.client_of(sid))
-        except RateLimitedError as exc:
-            return exc.user_message
         return None
 
     async def _tell(self, sio: Any, sid: str, text: str) -> None:
