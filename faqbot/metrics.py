@@ -85,3 +85,17 @@ def observe_turn(result: TurnResult) -> None:
 def exposition() -> bytes:
     """The Prometheus text format of every faqbot metric."""
     return generate_latest(REGISTRY)
+
+
+TOOL_CHOICE_REFUSED = Counter(
+    "faqbot_llm_tool_choice_refused_total",
+    "Router calls whose tool_choice form the endpoint refused (a capability mismatch, not a "
+    "provider failure: the router fell back to the next form; faqbot.llm.capabilities)",
+    ["form"],
+    registry=REGISTRY,
+)
+
+
+def observe_tool_choice_refused(form: str) -> None:
+    """A router call's `form` ("required", "named", "auto") was refused by the endpoint."""
+    TOOL_CHOICE_REFUSED.labels(form).inc()

@@ -69,6 +69,16 @@ fragment, at most the reply's `usage`), so a client that disconnects mid-stream 
 prompt and what it was sent; a stream that ends normally bills its whole `usage`. `usages` is
 different: the usage each reply reports (what a finished call would have cost).
 
+Server modes (`FakeOpenAI(mode=...)`, the CLI's `--mode`), for the router's portability: "openai"
+(default) honours every `tool_choice`; "llama-cpp" behaves as llama-cpp-python 0.3.36's server
+(`chatml-function-calling`): a `tool_choice` other than "auto", "none" or a named function
+raises inside its event stream, so the client gets a 200 whose stream breaks before any chunk
+(no scripted reply is consumed); "ollama" ignores `tool_choice` as Ollama's OpenAI-compatible
+API does: a request with tools gets a plain-text answer (scripted replies still come first).
+A named `tool_choice` (`{"type": "function", "function": {"name": ...}}`) makes the
+auto-responder call that tool; an argument with an `enum` gets the value whose line in the
+tool's description (`- value: ...`) shares the most words with the question.
+
 Control endpoints (for benchmarks driving a CLI fake from another process):
 `GET /_fake/stats` -> `{"chat_calls", "embedding_calls", "usage": [usage of each chat call],
 "billed": [billing records], "billed_tokens", "profile", "stall_seconds"}`;
@@ -111,6 +121,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 __all__ = [
+    "MODES",
     "PROFILES",
     "REFUSAL",
     "Bill",
@@ -140,8 +151,18 @@ REFUSAL = (
     "I don't have that information in my FAQ database. Please contact support for more details."
 )
 Kind = Literal[
-    "text", "tool_calls", "error", "hang", "torn", "stall", "empty_choices", "embeddings"
+    "text",
+    "tool_calls",
+    "error",
+    "hang",
+    "torn",
+    "stall",
+    "empty_choices",
+    "embeddings",
+    "broken",
 ]
+Mode = Literal["openai", "llama-cpp", "ollama"]
+MODES: tuple[Mode, ...] = ("openai", "llama-cpp", "ollama")
 EmbeddingFault = Literal[
     "reversed",
     "count",
@@ -440,6 +461,42 @@ def _no_args(tool: dict[str, Any]) -> bool:
     return not params.get("properties")
 
 
+def _forced_tool(body: dict[str, Any]) -> dict[str, Any] | None:
+    """The tool a named `tool_choice` forces, if it is among the request's tools."""
+    choice = body.get("tool_choice")
+    if not isinstance(choice, dict):
+        return None
+    name = (choice.get("function") or {}).get("name")
+    return next((t for t in body["tools"] if t.get("function", {}).get("name") == name), None)
+
+
+def _forced_call(tool: dict[str, Any], words: set[str], last: str) -> tuple[str, str]:
+    """A call to a forced tool: enums by word overlap with their description lines, strings
+    the last user message (as a grammar-constrained model always produces valid arguments)."""
+    fn = tool["function"]
+    lines = str(fn.get("description", "")).splitlines()
+    args: dict[str, Any] = {}
+    for prop, schema in ((fn.get("parameters") or {}).get("properties") or {}).items():
+        if "enum" in schema:
+            values = list(schema["enum"])
+
+            def score(value: str) -> int:
+                line = next((x for x in lines if x.lstrip("- ").startswith(f"{value}:")), value)
+                return len(words & _words(f"{line} {value.replace('_', ' ')}"))
+
+            best = max(values, key=score)
+            args[prop] = best if score(best) else values[-1]
+        else:
+            args[prop] = last
+    return str(fn["name"]), json.dumps(args)
+
+
+def _ollama_text(body: dict[str, Any]) -> Reply:
+    """What Ollama sends for a request with tools whatever its tool_choice: plain text."""
+    users = [_content(m) for m in body.get("messages", []) if m.get("role") == "user"]
+    return text(f"Here is what I can tell you about: {users[-1] if users else 'that'}")
+
+
 def auto_responder(body: dict[str, Any]) -> Reply:
     """A deterministic "plausible model" for manual runs and benchmarks.
 
@@ -456,6 +513,9 @@ def auto_responder(body: dict[str, Any]) -> Reply:
         users = [_content(m) for m in messages if m.get("role") == "user"]
         last = users[-1] if users else ""
         words = _words(" ".join(users[-2:]))
+        forced = _forced_tool(body)
+        if forced is not None:
+            return Reply("tool_calls", tool_calls=[_forced_call(forced, words, last)])
         best, best_score = None, 0
         for t in body["tools"]:
             fn = t.get("function", {})
@@ -566,8 +626,10 @@ class FakeOpenAI:
         answer_tokens: int | None = None,
         tool_call_tokens: int | None = None,
         profile: LatencyProfile | None = None,
+        mode: Mode = "openai",
     ) -> None:
         self.model = model
+        self.mode = mode
         self.embedding_dim = embedding_dim
         self.embedding_delay = embedding_delay
         self.first_token_delay = first_token_delay
@@ -671,11 +733,17 @@ class FakeOpenAI:
         self.stall_seconds = None
 
     def _next(self, body: dict[str, Any]) -> Reply:
+        choice = body.get("tool_choice")
+        forbidden = isinstance(choice, str) and choice not in ("auto", "none")
+        if self.mode == "llama-cpp" and body.get("tools") and forbidden:
+            return Reply("broken")  # raised inside llama-cpp-python's event stream
         with self._lock:
             if self._queue:
                 return self._shaped(self._queue.popleft())
         if self.stall_seconds is not None:
             return hang(self.stall_seconds)
+        if self.mode == "ollama" and body.get("tools"):
+            return self._shaped(_ollama_text(body))
         return self._shaped(self.responder(body))
 
     def _shaped(self, reply: Reply) -> Reply:
@@ -758,6 +826,9 @@ class FakeOpenAI:
         fault = await self._fault(request, reply)
         if fault is not None:
             return fault
+        if reply.kind == "broken" and not body.get("stream"):  # llama-cpp-python: a bare 500
+            err = {"message": "", "type": "internal_server_error", "param": None, "code": None}
+            return JSONResponse({"error": err}, status_code=500)
         usage = self._usage(body, reply)
         bill = Bill("chat", usage["prompt_tokens"], planned=usage["completion_tokens"])
         with self._lock:
@@ -914,6 +985,8 @@ class FakeOpenAI:
     async def _sse(
         self, body: dict[str, Any], reply: Reply, usage: dict[str, int], bill: Bill
     ) -> AsyncIterator[str]:
+        if reply.kind == "broken":
+            raise _Torn("stream broken before any chunk (as llama-cpp-python)")
         cid = f"chatcmpl-{uuid.uuid4().hex}"
         want_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         extra: dict[str, Any] = {"usage": None} if want_usage else {}
@@ -1127,6 +1200,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--tool-call-tokens", type=int, default=None, help="tool-call length")
     parser.add_argument("--embedding-dim", type=int, default=64)
+    parser.add_argument("--mode", choices=MODES, default="openai", help="server behaviour")
     parser.add_argument("--quiet", action="store_true", help="no log line per request")
     args = parser.parse_args(argv)
     if not _is_loopback(args.host):
@@ -1145,6 +1219,7 @@ def main(argv: list[str] | None = None) -> int:
         embedding_dim=args.embedding_dim,
         host=args.host,
         port=args.port,
+        mode=args.mode,
     )
     if not args.quiet:
         fake.on_request = _log_request

@@ -464,7 +464,7 @@ class FaqBot:
         if speculation is not None and speculation.grounding.category != route.category:
             await speculation.drop()
             speculation = None
-        return route, "llm", speculation
+        return route, route.via, speculation  # "retrieval": no tool call
 
     async def _local_route(
         self, parts: _Parts, question: str, history: Sequence[ChatTurn], tab: Tab

@@ -46,7 +46,8 @@ from faqbot.errors import (
     LLMTimeoutError,
     LLMUnavailableError,
 )
-from faqbot.llm.protocol import Message, Meter, ToolCall, ToolCompletion
+from faqbot.llm.capabilities import ToolChoiceRefused
+from faqbot.llm.protocol import Message, Meter, ToolCall, ToolChoice, ToolCompletion
 from faqbot.llm.tokens import Tally, estimate_prompt
 
 # A streamed chunk as the JSON object the provider sent (`{"choices": [{"delta": ...,
@@ -183,6 +184,28 @@ def _unbilled(exc: BaseException) -> bool:
     )
 
 
+def refusal(exc: BaseException) -> str | None:
+    """Why `exc`, raised before a tool call's stream sent anything, says the endpoint refuses
+    the request's shape (its tool_choice) rather than being down; None when it does not.
+
+    An invalid-request status (400, 422, 501), a 500 whose message names tools (servers that
+    raise on an unsupported form), or a stream broken right after its headers (llama-cpp-python
+    raises inside its event stream). Never a timeout, a refused connection, auth or a 429.
+    """
+    if isinstance(exc, openai.APIStatusError):
+        if exc.status_code in (400, 422, 501):
+            return f"HTTP {exc.status_code}"
+        if exc.status_code >= 500 and "tool" in str(exc.message).lower():
+            return f"HTTP {exc.status_code} naming tools"
+        return None
+    broken = isinstance(exc, openai.APIConnectionError) and not isinstance(
+        exc, openai.APITimeoutError
+    )
+    if broken and isinstance(exc.__cause__, httpx2.RemoteProtocolError):
+        return "the stream broke before any output"
+    return None
+
+
 class OpenAIChatModel:
     """ChatModel over the Chat Completions API with streaming and usage reporting.
 
@@ -203,6 +226,7 @@ class OpenAIChatModel:
     ) -> None:
         self.client = client
         self.name = model
+        self.endpoint = f"{client.base_url}#{model}"  # what capabilities are remembered by
         self.max_tokens = max_tokens
         self.temperature = temperature
         self.prices = dict(prices or {})
@@ -287,18 +311,22 @@ class OpenAIChatModel:
         tools: Sequence[dict[str, Any]],
         *,
         meter: Meter | None = None,
+        tool_choice: ToolChoice = "required",
     ) -> ToolCompletion:
-        """Stream a tool-choice completion and reassemble tool calls from argument fragments."""
+        """Stream a tool-choice completion and reassemble tool calls from argument fragments.
+
+        Raises ToolChoiceRefused when the endpoint refuses the request's form (`refusal`), so
+        the router can try another (faqbot.llm.capabilities).
+        """
         parts: dict[int, dict[str, str]] = {}
         text: list[str] = []
         usage = Usage()
-        saw_choice = False
+        saw_choice = saw_chunk = False
         try:
-            # "required": the router always answers with a tool call (never free text), and
-            # says "no category fits" with its `not_covered` tool (faqbot.answering.router)
-            chunks = self._chunks(messages, meter, tools=list(tools), tool_choice="required")
+            chunks = self._chunks(messages, meter, tools=list(tools), tool_choice=tool_choice)
             async with contextlib.aclosing(chunks):
                 async for chunk in chunks:
+                    saw_chunk = True
                     if chunk.get("usage"):
                         usage = self._usage(chunk["usage"])
                     if not chunk.get("choices"):
@@ -317,7 +345,12 @@ class OpenAIChatModel:
                         slot["name"] += function.get("name") or ""
                         slot["arguments"] += function.get("arguments") or ""
         except Exception as exc:
+            why = None if saw_chunk else refusal(exc)
+            if why is not None:
+                raise ToolChoiceRefused(f"tool_choice {tool_choice!r} refused: {why}") from exc
             _translate(exc)
+        if not saw_chunk:  # llama-cpp-python: "required" raises inside its stream
+            raise ToolChoiceRefused(f"tool_choice {tool_choice!r} refused: an empty stream")
         if not saw_choice:
             raise LLMProtocolError("LLM returned no choices")
         calls = tuple(

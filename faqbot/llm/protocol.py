@@ -14,6 +14,8 @@ from typing import Any, Protocol
 from faqbot.answering.events import Usage
 
 Message = dict[str, Any]
+# "required", "auto", or {"type": "function", "function": {"name": ...}} (faqbot.llm.capabilities)
+ToolChoice = str | dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,9 +46,11 @@ class Meter(Protocol):
 
 
 class ChatModel(Protocol):
-    """A chat-completions model. `name` is logged and used for pricing."""
+    """A chat-completions model. `name` is logged and used for pricing; `endpoint` (base URL
+    and model) keys what the server was found to accept (faqbot.llm.capabilities)."""
 
     name: str
+    endpoint: str
 
     async def call_tools(
         self,
@@ -54,8 +58,10 @@ class ChatModel(Protocol):
         tools: Sequence[dict[str, Any]],
         *,
         meter: Meter | None = None,
+        tool_choice: ToolChoice = "required",
     ) -> ToolCompletion:
-        """One completion offering `tools`; returns the (reassembled) tool calls."""
+        """One completion offering `tools`; returns the (reassembled) tool calls. Raises
+        ToolChoiceRefused when the endpoint refuses `tool_choice`."""
         ...
 
     def stream_text(
