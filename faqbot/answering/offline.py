@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from faqbot.answering.events import Event, Source, Sources, Token
 from faqbot.domain import ChatTurn, FaqEntry
@@ -82,22 +82,60 @@ class OfflineEngine:
     async def decide(
         self, question: str, history: Sequence[ChatTurn] = (), category: str | None = None
     ) -> OfflineDecision:
-        """Retrieve for the question; a follow-up is read together with the last user turn.
+        """Retrieve for the question, read on its own first; the conversation only narrows.
 
-        A follow-up is short, refers back ("and ...", "what about ...", "that", "it") and uses no
-        word the FAQ has never seen: "and for annual plans?" qualifies, while "what's the weather
-        in Paris?" after a pricing question does not.
+        As a person would: the new words decide when they are clear on their own (an explicit
+        topic switch is answered as asked, and the entry just given is repeated only when the
+        new words alone point at it). A short follow-up that refers back ("and for
+        universities?", "what happens if one of them fails?") and uses no word the FAQ has never
+        seen is also read with the previous question, the entry just given left out: the
+        entry that continues it. The confidence is always that of the entry given for *this*
+        question, and the "Did you mean" zone applies as for any question.
         """
-        previous = next((t.content for t in reversed(history) if t.role == "user"), None)
-        follow_up = previous is not None and self.is_follow_up(question)
-        joined_query = f"{previous} {question}"
+        asked = next((t.content for t in reversed(history) if t.role == "user"), None)
+        follow_up = asked is not None and self.is_follow_up(question)
+        joined_query = f"{asked} {question}"
         await self.retriever.prepare([question, joined_query] if follow_up else [question])
         alone = self._decide(question, category)
-        if follow_up:
-            joined = self._decide(joined_query, category)
-            if joined.answerable or joined.result.confidence > alone.result.confidence:
-                return joined
-        return alone
+        if asked is None:
+            return alone
+        previous = previous_entry(history, self.retriever.entries)
+        skip = (previous.id,) if previous and not self._names(question, previous) else ()
+        if skip and _top_id(alone) == skip[0] and not alone.answerable:
+            # the entry just given, and the new words alone are not sure of it: not a repeat
+            alone = self._decide(question, category, exclude=skip)
+        if not follow_up:
+            return alone
+        readings = [self._decide(joined_query, category, exclude=skip)]
+        if previous is not None and category is None:  # the new words, in the same category
+            readings.append(self._decide(question, previous.category, exclude=skip))
+        return self._resolve(alone, readings, previous if not skip else None)
+
+    def _resolve(
+        self,
+        alone: OfflineDecision,
+        readings: Sequence[OfflineDecision],
+        named: FaqEntry | None,
+    ) -> OfflineDecision:
+        """Choose between the new words alone and their readings in the conversation
+        (`named`: the entry just given, when the new words all appear in it)."""
+        if not alone.answerable:
+            return max([alone, *readings], key=lambda d: d.result.confidence)
+        # the conversation may only choose among the entries the new words rank high (or name),
+        # and only when it is fairly sure itself (above the middle of the "Did you mean" zone)
+        nearby = {h.entry.id for h in alone.result.hits[1:MAX_SUGGESTIONS]}
+        nearby |= {named.id} if named is not None else set()
+        floor = (self.zones.answer + self.zones.suggest) / 2
+        fits = [d for d in readings if _top_id(d) in nearby and d.result.confidence >= floor]
+        if not fits:
+            return alone
+        best = max(fits, key=lambda d: d.result.confidence)
+        return best if best.answerable else self._unsure(alone, best)
+
+    def _names(self, question: str, entry: FaqEntry) -> bool:
+        """Every content word of the question is found in the entry: the new words alone may
+        point at the entry just given ("and how do I revoke one?" after creating API keys)."""
+        return self.retriever.entry_coverage(question, entry.id) >= 1.0
 
     def is_follow_up(self, question: str) -> bool:
         """Short, refers back, and uses no word the FAQ has never seen."""
@@ -108,8 +146,19 @@ class OfflineEngine:
             and not self.retriever.unknown_words(question)
         )
 
-    def _decide(self, query: str, category: str | None) -> OfflineDecision:
-        result = self.retriever.search(query, k=max(self.top_k, MAX_SUGGESTIONS), category=category)
+    def _unsure(self, alone: OfflineDecision, context: OfflineDecision) -> OfflineDecision:
+        """The new words favour one entry, the conversation another they also rank high: ask
+        ("Did you mean"), the conversation's entry first, at the conversation's confidence."""
+        first = context.result.hits[:1]
+        rest = tuple(h for h in alone.result.hits if h.entry.id != _top_id(context))
+        result = replace(context.result, hits=first + rest)
+        return OfflineDecision(context.query, result, "suggest")
+
+    def _decide(
+        self, query: str, category: str | None, exclude: Sequence[str] = ()
+    ) -> OfflineDecision:
+        k = max(self.top_k, MAX_SUGGESTIONS)
+        result = self.retriever.search(query, k=k, category=category, exclude=exclude)
         return OfflineDecision(query, result, self.zones.zone(result.confidence))
 
     async def stream(self, text: str) -> AsyncIterator[Event]:
@@ -120,6 +169,20 @@ class OfflineEngine:
                 await asyncio.sleep(self.token_delay)
             else:
                 await asyncio.sleep(0)
+
+
+def previous_entry(history: Sequence[ChatTurn], entries: Sequence[FaqEntry]) -> FaqEntry | None:
+    """The entry the last answer quoted (offline answers and picked suggestions quote it
+    whole), or None: a refusal, a "Did you mean" turn, an LLM's own words."""
+    said = next((t.content.strip() for t in reversed(history) if t.role == "assistant"), None)
+    if not said:
+        return None
+    return next((e for e in entries if e.answer.strip() == said), None)
+
+
+def _top_id(decision: OfflineDecision) -> str | None:
+    top = decision.result.top
+    return top.entry.id if top else None
 
 
 def source_of(entry: FaqEntry, score: float) -> Source:

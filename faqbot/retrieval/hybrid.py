@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -144,7 +144,6 @@ class HybridRetriever:
         self.calibrator = calibrator
         self.background = background
         self._zones = zones
-        self._categories = np.array([e.category for e in lexical.entries], dtype=object)
         self._recent: LRUCache[str, _Scores] = LRUCache(maxsize=64)
         self._recent_lock = threading.Lock()
 
@@ -204,17 +203,23 @@ class HybridRetriever:
             self._recent[query] = scores
         return scores
 
-    def search(self, query: str, *, k: int = 5, category: str | None = None) -> SearchResult:
-        """Rank entries (optionally of one category); lexical alone if the embedder fails."""
+    def search(
+        self,
+        query: str,
+        *,
+        k: int = 5,
+        category: str | None = None,
+        exclude: Collection[str] = (),
+    ) -> SearchResult:
+        """Rank entries (optionally of one category, without the `exclude` entry ids); lexical
+        alone if the embedder fails."""
         vector = self._query_vector(query) if query.strip() else None
         if vector is None or self.dense is None or self.calibrator is None:
-            return self.lexical.search(query, k=k, category=category)
+            return self.lexical.search(query, k=k, category=category, exclude=exclude)
         scores = self._scores(query, vector)
         tokens, lexical, dense, fused = scores.tokens, scores.lexical, scores.dense, scores.fused
         best_q, qa, answer = scores.best_q, scores.qa, scores.answer
-        candidates = np.arange(len(self.entries))
-        if category is not None:
-            candidates = candidates[self._categories == category]
+        candidates = self.lexical.candidates(category, exclude)
         if candidates.size == 0:
             return SearchResult((), 0.0, 0.0, 0.0)
         sub = fused[candidates]

@@ -24,7 +24,7 @@ import logging
 import math
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -179,22 +179,43 @@ class Retriever:
             t for t in self.tokenizer.content(self.tokenizer.tokens(query)) if t not in self._idf
         ]
 
+    def candidates(self, category: str | None, exclude: Collection[str] = ()) -> np.ndarray:
+        """Positions of the entries a search may return: one category's (or all), less the
+        `exclude` ids (a follow-up never re-offers the entry just given unless asked for)."""
+        mask = np.ones(len(self.entries), dtype=bool)
+        if category is not None:
+            mask &= self._categories == category
+        for entry_id in exclude:
+            position = self._positions.get(entry_id)
+            if position is not None:
+                mask[position] = False
+        return np.flatnonzero(mask)
+
+    def entry_position(self, entry_id: str) -> int | None:
+        return self._positions.get(entry_id)
+
     def entry_coverage(self, query: str, entry_id: str) -> float:
         """Coverage of `query` by one entry (0 if the id is unknown)."""
         index = self._positions.get(entry_id)
         return 0.0 if index is None else self.coverage(self.tokenizer.tokens(query), index)
 
-    def search(self, query: str, *, k: int = 5, category: str | None = None) -> SearchResult:
-        """Rank entries (optionally of one category) for `query`; never raises on odd input."""
+    def search(
+        self,
+        query: str,
+        *,
+        k: int = 5,
+        category: str | None = None,
+        exclude: Collection[str] = (),
+    ) -> SearchResult:
+        """Rank entries (optionally of one category, without the `exclude` entry ids) for
+        `query`; never raises on odd input."""
         tokens = self.tokenizer.tokens(query)
         if not self.entries or not tokens:
             return SearchResult((), 0.0, 0.0, 0.0)
         fused = self.fused_scores(tokens)
-        candidates = np.arange(len(self.entries))
-        if category is not None:
-            candidates = candidates[self._categories == category]
-            if candidates.size == 0:
-                return SearchResult((), 0.0, 0.0, 0.0)
+        candidates = self.candidates(category, exclude)
+        if candidates.size == 0:
+            return SearchResult((), 0.0, 0.0, 0.0)
         sub = fused[candidates].copy()
         depth = min(RERANK_DEPTH, sub.size)
         shortlist = (
