@@ -69,6 +69,7 @@ _background: set[asyncio.Task[None]] = getattr(_kept, "faqbot_tasks", None) or s
 HISTORY_LIMIT = 20  # turns kept per session (the router sees LLM_HISTORY_TURNS of them)
 PROFILE = "FAQ assistant"
 SUGGESTION_ACTION = "faq_suggestion"
+RELATED_ACTION = "faq_related"  # a related question under an answer: asked when clicked
 SUGGESTION_MESSAGES_KEPT = 5  # suggestion messages per session whose buttons still work
 UNAVAILABLE = unavailable_text(settings.support_contact.strip() or None)
 # A socket that closes mid-answer cancels the answer (and its LLM call) unless the same session
@@ -487,9 +488,9 @@ async def _finish(answer: cl.Message, result: TurnResult, notice: str | None) ->
     answer.actions = [
         cl.Action(name=SUGGESTION_ACTION, payload={"entry_id": s.id}, label=s.question)
         for s in result.suggestions
-    ]
+    ] or _related_actions(result)
     await answer.send()
-    if answer.actions:
+    if result.suggestions:
         kept: dict[str, cl.Message] = cl.user_session.get("suggestion_messages") or {}
         kept[answer.id] = answer
         while len(kept) > SUGGESTION_MESSAGES_KEPT:
@@ -497,11 +498,36 @@ async def _finish(answer: cl.Message, result: TurnResult, notice: str | None) ->
         cl.user_session.set("suggestion_messages", kept)
 
 
+def _related_actions(result: TurnResult) -> list[cl.Action]:
+    """Up to three related questions under an answer, as buttons (issue 21)."""
+    return [
+        cl.Action(name=RELATED_ACTION, payload={"entry_id": s.id}, label=s.question)
+        for s in result.related
+    ]
+
+
+@cl.action_callback(RELATED_ACTION)
+async def on_related(action: cl.Action) -> None:
+    """The user clicked a related question: ask it in this conversation, as if typed (the
+    click, POST /project/action, was counted at the front door like a message)."""
+    bot = holder.bot
+    entry_id = str(action.payload.get("entry_id", ""))
+    entry = bot.kb.by_id.get(entry_id) if bot is not None else None
+    log.info("related.chosen", entry_id=entry_id, found=entry is not None)
+    if entry is None:
+        await _reply(GONE)
+        return
+    question = cl.Message(content=entry.question, author="User", type="user_message")
+    await question.send()
+    await on_message(question)
+
+
 @cl.action_callback(SUGGESTION_ACTION)
 async def on_suggestion(action: cl.Action) -> None:
     """The user picked a "Did you mean" entry: show its answer, as if they had asked it."""
     kept: dict[str, cl.Message] = cl.user_session.get("suggestion_messages") or {}
     offered = kept.pop(action.forId or "", None)
+    declined = {str(a.payload.get("entry_id")) for a in offered.actions} if offered else set()
     if offered is not None:
         await offered.remove_actions()  # one choice per suggestion message
     else:
@@ -518,11 +544,14 @@ async def on_suggestion(action: cl.Action) -> None:
     await question.send()
     reply = cl.Message(content=chosen_markdown(entry, _links_base()), author=settings.app_name)
     source = Source(entry.id, entry.category, entry.question, 1.0)
+    near = [e for e in (bot.retriever.related(entry.id) if bot else ()) if e.id not in declined]
     result = TurnResult(
-        entry.question, entry.answer, entry.category, 1.0, entry.question, (source,)
-    )
+        entry.question, entry.answer, entry.category, 1.0, entry.question, (source,),
+        related=tuple(Source(e.id, e.category, e.question, 0.0) for e in near),
+    )  # fmt: skip
     record = _record(result, reply.id, question.id, "suggestion")
     reply.metadata = {"faqbot": record.metadata()}
+    reply.actions = _related_actions(result)
     await reply.send()
     history: list[ChatTurn] = cl.user_session.get("history") or []
     _remember(history, entry.question, entry.answer)

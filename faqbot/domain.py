@@ -22,6 +22,7 @@ class FaqEntry:
     keywords: tuple[str, ...] = ()
     source: str = ""
     line: int = 0
+    related: tuple[str, ...] = ()  # ids of the entries its author suggests next (YAML `related:`)
 
 
 @dataclass(frozen=True, slots=True)

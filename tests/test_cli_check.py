@@ -13,7 +13,7 @@ from faqbot.ops import cli
 from tests.conftest import FAQ_DIR, ROOT
 
 BROKEN = Path(__file__).resolve().parent / "data" / "broken"
-ENTRY_KEYS = "alternate_questions, answer, id, keywords, question"
+ENTRY_KEYS = "alternate_questions, answer, id, keywords, question, related"
 
 
 def broken_problem_lines(folder: Path) -> list[str]:

@@ -11,7 +11,7 @@ from faqbot.domain import KnowledgeBase
 from faqbot.errors import FaqFormatError, FaqProblem, KnowledgeError
 from faqbot.knowledge import check_dir, load_knowledge_base, parse_file
 
-ENTRY_KEYS = "alternate_questions, answer, id, keywords, question"
+ENTRY_KEYS = "alternate_questions, answer, id, keywords, question, related"
 TOP_KEYS = "category, entries, last_updated, metadata, version"
 
 SALES_TXT = """\

@@ -570,6 +570,15 @@ class FaqBot:
             started=started, fallback=fallback, suggestions=suggestions,
         )  # fmt: skip
 
+    def _related(self, sources: tuple[Source, ...]) -> tuple[Source, ...]:
+        """Up to three questions to offer after an answer (issue 21): those its entry's author
+        listed in `related:`, else the nearest entries; never the answered entries again."""
+        if not sources:
+            return ()
+        shown = {s.id for s in sources}
+        near = self._parts.retriever.related(sources[0].id)
+        return tuple(source_of(e, 0.0) for e in near if e.id not in shown)
+
     def _done(
         self,
         question: str,
@@ -603,6 +612,7 @@ class FaqBot:
             usage=usage,
             elapsed_s=round(time.perf_counter() - started, 4),
             suggestions=suggestions,
+            related=self._related(sources) if not refused else (),
         )
         log.info(
             "turn",

@@ -115,6 +115,7 @@ class TurnResult:
     usage: Usage = field(default_factory=Usage)
     elapsed_s: float = 0.0
     suggestions: tuple[Source, ...] = ()
+    related: tuple[Source, ...] = ()  # questions to offer next, after an answer
 
     @property
     def outcome(self) -> Outcome:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import dataclasses
 import re
 from pathlib import Path
 from types import MappingProxyType
@@ -46,8 +47,14 @@ def _read(path: Path, problems: list[FaqProblem]) -> str | None:
     return text
 
 
-def parse_file(path: Path, problems: list[FaqProblem]) -> Category | None:
-    """Parse one FAQ file into a Category, or record why it cannot be used."""
+Related = dict[str, list[tuple[str, int]]]  # entry id -> its `related:` items (text, line)
+
+
+def parse_file(
+    path: Path, problems: list[FaqProblem], related: Related | None = None
+) -> Category | None:
+    """Parse one FAQ file into a Category, or record why it cannot be used; the entries'
+    `related:` items are left in `related`, for check_dir to resolve across files."""
     name = path.stem.lower()
     if not _CATEGORY.match(name):
         problems.append(
@@ -76,6 +83,8 @@ def parse_file(path: Path, problems: list[FaqProblem]) -> Category | None:
         if eid in used_ids:
             eid = f"{eid}-{r.line}"
         used_ids.add(eid)
+        if r.related and related is not None:
+            related[eid] = r.related
         entries.append(
             FaqEntry(
                 id=eid,
@@ -123,8 +132,9 @@ def check_dir(directory: Path) -> tuple[list[Category], list[FaqProblem]]:
     owner: dict[str, Path] = {}
     seen_questions: dict[str, tuple[Path, int]] = {}
     seen_ids: dict[str, tuple[Path, int]] = {}
+    related: Related = {}
     for path in files:
-        category = parse_file(path, problems)
+        category = parse_file(path, problems, related)
         if category is None:
             continue
         if category.name in owner:
@@ -160,7 +170,40 @@ def check_dir(directory: Path) -> tuple[list[Category], list[FaqProblem]]:
                 else:
                     seen_questions[key] = (path, e.line)
         categories.append(category)
-    return categories, problems
+    return _link_related(categories, related, problems), problems
+
+
+def _link_related(
+    categories: list[Category], related: Related, problems: list[FaqProblem]
+) -> list[Category]:
+    """Each entry's `related:` items as entry ids: an item names another entry by its question
+    (or an alternate) or its id, in any file; one that names none, or itself, is a problem."""
+    if not related:
+        return categories
+    by_text: dict[str, str] = {}
+    for category in categories:
+        for e in category.entries:
+            by_text.setdefault(e.id, e.id)
+            for text in (e.question, *e.alternate_questions):
+                by_text.setdefault(normalise_question(text), e.id)
+    linked = []
+    for category in categories:
+        entries = []
+        for e in category.entries:
+            ids: list[str] = []
+            for text, line in related.get(e.id, ()):
+                target = by_text.get(text) or by_text.get(normalise_question(text))
+                if target is None:
+                    message = f"related: no entry has the question or id {text!r}"
+                    problems.append(FaqProblem(category.path, line, message))
+                elif target == e.id:
+                    message = f"related: {text!r} is this entry itself"
+                    problems.append(FaqProblem(category.path, line, message))
+                elif target not in ids:
+                    ids.append(target)
+            entries.append(dataclasses.replace(e, related=tuple(ids)) if ids else e)
+        linked.append(dataclasses.replace(category, entries=tuple(entries)))
+    return linked
 
 
 def load_knowledge_base(directory: Path) -> KnowledgeBase:

@@ -35,6 +35,7 @@ class RawEntry:
     alternate_questions: list[str] = field(default_factory=list)
     keywords: list[str] = field(default_factory=list)
     entry_id: str | None = None
+    related: list[tuple[str, int]] = field(default_factory=list)  # (question or id, line)
 
 
 @dataclass

@@ -10,6 +10,8 @@
         answer: "Yes, we offer a 20% discount for annual subscriptions on all plans."
         keywords: ["discount", "annual"]
         id: sales-annual-discount  # optional explicit stable id
+        related: ["What is your refund policy?"]  # optional: up to 3 questions (or ids) to
+                                                  # offer after this answer, from any file
 
 The file is walked as YAML nodes so that every problem names its line. Nothing is ever
 constructed into Python objects, and the composer is bounded (`BoundedLoader`): nesting depth,
@@ -30,7 +32,8 @@ from faqbot.knowledge.ids import ENTRY_ID_PATTERN
 from faqbot.knowledge.text_format import LINE_BREAK, NON_PRINTABLE, RawEntry, RawFile
 
 TOP_KEYS = {"category", "version", "last_updated", "metadata", "entries"}
-ENTRY_KEYS = {"question", "answer", "keywords", "alternate_questions", "id"}
+ENTRY_KEYS = {"question", "answer", "keywords", "alternate_questions", "id", "related"}
+MAX_RELATED = 3  # buttons shown under an answer
 # A FAQ file needs depth 4 (top -> entries -> entry -> keywords) and about 10 nodes per entry.
 MAX_DEPTH = 16
 MAX_NODES = 1_000_000  # counting an alias as the whole subtree it stands for
@@ -182,6 +185,22 @@ def _string_list(node: yaml.Node, path: Path, what: str, problems: list[FaqProbl
     return out
 
 
+def _related(node: yaml.Node, path: Path, problems: list[FaqProblem]) -> list[tuple[str, int]]:
+    """The `related:` questions (or ids) with their lines; resolved across files by the loader."""
+    if not isinstance(node, yaml.SequenceNode):
+        problems.append(FaqProblem(path, _line(node), "related must be a list of questions"))
+        return []
+    if len(node.value) > MAX_RELATED:
+        message = f"related lists {len(node.value)} questions; at most {MAX_RELATED} are shown"
+        problems.append(FaqProblem(path, _line(node), message))
+    out = []
+    for item in node.value[:MAX_RELATED]:
+        value = _scalar(item, path, "each item of related", problems)
+        if value:
+            out.append((value, _line(item)))
+    return out
+
+
 def _mapping(
     node: yaml.Node, path: Path, problems: list[FaqProblem]
 ) -> dict[str, tuple[yaml.Node, yaml.Node]]:
@@ -230,6 +249,8 @@ def _parse_entry(node: yaml.Node, path: Path, problems: list[FaqProblem]) -> Raw
         entry.alternate_questions = _string_list(
             fields["alternate_questions"][1], path, "alternate_questions", problems
         )
+    if "related" in fields:
+        entry.related = _related(fields["related"][1], path, problems)
     if "id" in fields:
         entry.entry_id = _scalar(fields["id"][1], path, "id", problems)
         if entry.entry_id is not None and not re.match(ENTRY_ID_PATTERN, entry.entry_id):

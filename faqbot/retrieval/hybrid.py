@@ -32,11 +32,12 @@ from faqbot.logs import get_logger
 from faqbot.retrieval.confidence import LEXICAL_ZONES, Calibrator, Features, Zones
 from faqbot.retrieval.embedders import Embedder
 from faqbot.retrieval.lexical import Hit, Retriever, SearchResult, Tokenizer, zscore
-from faqbot.retrieval.vectors import DenseIndex
+from faqbot.retrieval.vectors import QA, DenseIndex
 
 log = get_logger("faqbot.hybrid")
 
 QA_WEIGHT = 1.0
+RELATED = 3  # related questions offered under an answer
 ANSWER_WEIGHT = 0.6
 LEXICAL_WEIGHT = 0.15
 
@@ -145,6 +146,7 @@ class HybridRetriever:
         self.background = background
         self._zones = zones
         self._recent: LRUCache[str, _Scores] = LRUCache(maxsize=64)
+        self._related: dict[str, tuple[FaqEntry, ...]] = {}
         self._recent_lock = threading.Lock()
 
     # --- the lexical retriever's surface (router, answerer, offline engine use it) ---
@@ -161,6 +163,40 @@ class HybridRetriever:
 
     def entry_coverage(self, query: str, entry_id: str) -> float:
         return self.lexical.entry_coverage(query, entry_id)
+
+    def related(self, entry_id: str) -> tuple[FaqEntry, ...]:
+        """The questions to offer after this entry's answer: its author's `related:` list, else
+        the nearest entries (by meaning with the dense index, else by words); kept per entry."""
+        known = self._related.get(entry_id)
+        if known is not None:
+            return known
+        position = self.lexical.entry_position(entry_id)
+        if position is None:
+            return ()
+        entry = self.entries[position]
+        if entry.related:
+            found = [self.lexical.entry_position(i) for i in entry.related]
+            near = tuple(self.entries[p] for p in found if p is not None)[:RELATED]
+        else:
+            near = self._nearest(position)
+        self._related[entry_id] = near
+        return near
+
+    def _nearest(self, position: int) -> tuple[FaqEntry, ...]:
+        entry = self.entries[position]
+        row = None
+        if self.dense is not None:
+            rows = np.flatnonzero((self.dense.owner == position) & (self.dense.field == QA))
+            row = self.dense.matrix[rows[0]] if rows.size else None
+        if row is None:
+            hits = self.lexical.search(entry.question, k=RELATED, exclude=(entry.id,)).hits
+            return tuple(h.entry for h in hits)
+        assert self.dense is not None
+        best_q, qa, answer = self.dense.entry_scores(row)
+        dense = zscore(best_q) + QA_WEIGHT * zscore(qa) + ANSWER_WEIGHT * zscore(answer)
+        dense[position] = -np.inf
+        order = [int(i) for i in np.argsort(-dense, kind="stable") if int(i) != position]
+        return tuple(self.entries[i] for i in order[:RELATED])
 
     @property
     def mode(self) -> str:

@@ -104,6 +104,7 @@ def chat_response(
         refused=result.refused,
         outcome=result.outcome,
         suggestions=[source_out(s, prefix) for s in result.suggestions],
+        related=[source_out(s, prefix) for s in result.related],
         support_contact=contact if result.outcome == "refused" else None,
         mode=result.mode,
     )

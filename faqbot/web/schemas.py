@@ -102,6 +102,11 @@ class ChatResponse(BaseModel):
     suggestions: list[SourceOut] = Field(
         default_factory=list, description="With outcome 'suggested': 2-3 entries, best first"
     )
+    related: list[SourceOut] = Field(
+        default_factory=list,
+        description="With an answer: up to 3 related questions to offer next (the entry's "
+        "`related:` list, else the nearest entries); ask one as a follow-up in this conversation",
+    )
     support_contact: str | None = Field(
         default=None, description="With outcome 'refused': who to ask instead (if configured)"
     )
