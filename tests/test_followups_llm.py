@@ -43,3 +43,16 @@ async def test_a_fallback_follow_up_is_not_the_previous_answer_again(
     assert result.fallback
     assert result.outcome == "answered"
     assert result.sources[0].id == REFUND
+
+
+async def test_no_repeat_after_an_answer_in_the_models_own_words(
+    make_settings: Any, fake_openai: Any
+) -> None:
+    """The previous answer was written by the model, so it quotes no entry: the entry behind
+    it is the one its question finds, and it is not given again for a continuation."""
+    bot = build_bot(_settings(make_settings, fake_openai))
+    fake_openai.script(fo.error(500), fo.error(500))
+    said = [ChatTurn("user", DISCOUNT_Q), ChatTurn("assistant", "20% off if you pay yearly.")]
+    result = await collect(bot.answer("and for universities?", said))
+    assert result.fallback
+    assert result.sources[0].id == "sales-do-you-offer-academic-or-non-profit-pricing"

@@ -99,7 +99,7 @@ class OfflineEngine:
         alone = self._decide(question, category)
         if asked is None:
             return alone
-        previous = previous_entry(history, self.retriever.entries)
+        previous = previous_entry(history, self.retriever.entries) or self._given(history, asked)
         skip = (previous.id,) if previous and not self._names(question, previous) else ()
         if skip and _top_id(alone) == skip[0] and not alone.answerable:
             # the entry just given, and the new words alone are not sure of it: not a repeat
@@ -131,6 +131,15 @@ class OfflineEngine:
             return alone
         best = max(fits, key=lambda d: d.result.confidence)
         return best if best.answerable else self._unsure(alone, best)
+
+    def _given(self, history: Sequence[ChatTurn], asked: str) -> FaqEntry | None:
+        """The entry behind an answer in an LLM's own words: the one the previous question
+        finds on its own with confidence (none after a refusal or a "Did you mean" turn)."""
+        said = next((t.content for t in reversed(history) if t.role == "assistant"), "")
+        if not said or said.startswith(SUGGEST_TEXT):
+            return None
+        found = self._decide(asked, None)
+        return found.entry
 
     def _names(self, question: str, entry: FaqEntry) -> bool:
         """Every content word of the question is found in the entry: the new words alone may
