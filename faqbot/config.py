@@ -60,6 +60,13 @@ class Settings(BaseSettings):
     # seldom over 2-3 s; raise it for reasoning models (they think before the first token) and
     # for local servers that load the model or prefill on a CPU (Ollama, llama.cpp).
     llm_first_token_seconds: float = Field(default=5.0, gt=0, le=600)
+    # Extra first-token time per 1,000 prompt tokens (estimated), for local models that read the
+    # prompt on a CPU before their first token: Gemma 3 270M on 2 cores (llama-cpp-python) reads
+    # ~1,000 tokens in ~1-2 s. 0 (default) for hosted APIs; `python -m faqbot doctor` suggests one.
+    llm_first_token_seconds_per_1k_tokens: float = Field(default=0.0, ge=0, le=120)
+    # Send one tiny call at start (off the request path) so a local server loads its model and
+    # the router learns which tool_choice form the endpoint takes before the first question.
+    llm_warm_up: bool = True
     llm_history_turns: int = Field(default=6, ge=0, le=50)
     # Skip the router call when hybrid retrieval is confident (answer zone) and the question is
     # not a follow-up: one LLM round trip instead of two, and a cached answer needs none.

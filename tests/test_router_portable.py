@@ -27,7 +27,7 @@ QUESTIONS = {  # question -> category
     "What are your pricing plans?": "sales",
     "How long do you keep raw instrument data?": "labs",
     "Can I schedule reports by email?": "reports",
-    "Which payment methods do you accept?": "sales",
+    "What is your refund policy?": "sales",
 }
 NAMED = {"type": "function", "function": {"name": "route_question"}}
 

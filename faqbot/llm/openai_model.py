@@ -19,7 +19,8 @@ the bot keeps its circuit breaker open that long (faqbot.answering.bot), so user
 answer without waiting.
 
 Spend: every call charges its `meter` while it runs (faqbot.llm.tokens.Tally): the prompt when
-the request goes out, the completion as it streams, the provider's `usage` when it comes, and
+the request goes out, the completion as it streams, the provider's `usage` when it comes (a
+stream that ends without one gets faqbot's estimate, `_estimated_usage`), and
 in `_chunks`' `finally` what an abandoned or failed call consumed, so a caller that leaves after
 the first token (a closed tab, the chat's Stop) is charged what the provider bills.
 """
@@ -32,6 +33,7 @@ import email.utils
 import math
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, NoReturn, Self
 
 import httpx2
@@ -141,6 +143,20 @@ def _translate(exc: Exception) -> NoReturn:
     raise LLMProtocolError(f"LLM stream failed: {type(exc).__name__}: {exc}") from exc
 
 
+def _name(sofar: str, piece: str) -> str:
+    """A tool call's name so far plus a streamed `piece`. OpenAI sends the name once;
+    llama-cpp-python repeats the whole name in every chunk of a forced call."""
+    return sofar if piece == sofar else sofar + piece
+
+
+def _estimated_usage(tally: Tally) -> Chunk:
+    """A usage chunk for a stream that ended without one although `include_usage` was asked:
+    faqbot's own estimate (the prompt's size, the output received), so the turn's usage,
+    metrics and spend still count the call."""
+    usage = {"prompt_tokens": tally.prompt, "completion_tokens": tally.completion}
+    return {"choices": [], "usage": usage, "estimated": True}
+
+
 def _has_output(chunk: Chunk) -> bool:
     """Does this chunk carry model output (text, a tool call, a finish)? A bare role chunk or a
     usage chunk does not: some servers send those before the model has produced anything."""
@@ -206,11 +222,24 @@ def refusal(exc: BaseException) -> str | None:
     return None
 
 
+@dataclass
+class StreamProbe:
+    """What one streamed answer looked like: when its first output came, how many chunks,
+    whether it finished, and where its usage came from ("provider", "estimated" or None)."""
+
+    first_output_s: float | None = None
+    chunks: int = 0
+    finished: bool = False
+    usage: str | None = None
+    text: str = ""
+
+
 class OpenAIChatModel:
     """ChatModel over the Chat Completions API with streaming and usage reporting.
 
     `first_token_s` / `stall_s` bound the provider's silence in each call (module docstring);
-    None leaves only the SDK's read timeout.
+    None leaves only the SDK's read timeout. `prefill_s_per_1k` lengthens the first-token
+    deadline with the prompt's size (`first_token_deadline`).
     """
 
     def __init__(
@@ -223,6 +252,7 @@ class OpenAIChatModel:
         prices: Mapping[str, tuple[float, float]] | None = None,
         first_token_s: float | None = None,
         stall_s: float | None = None,
+        prefill_s_per_1k: float = 0.0,
     ) -> None:
         self.client = client
         self.name = model
@@ -232,6 +262,7 @@ class OpenAIChatModel:
         self.prices = dict(prices or {})
         self.first_token_s = first_token_s
         self.stall_s = stall_s
+        self.prefill_s_per_1k = prefill_s_per_1k
 
     def _usage(self, raw: dict[str, Any]) -> Usage:
         prompt, completion = raw.get("prompt_tokens"), raw.get("completion_tokens")
@@ -266,8 +297,9 @@ class OpenAIChatModel:
         always charges `meter` what the call cost, however it ends (module docstring).
         """
         loop = asyncio.get_running_loop()
-        first_by = None if self.first_token_s is None else loop.time() + self.first_token_s
         tally = Tally(meter, estimate_prompt(messages, extra.get("tools") or ()))
+        first_s = self.first_token_deadline(tally.prompt)
+        first_by = None if first_s is None else loop.time() + first_s
         try:
             stream = await self._open(messages, tally, first_by, **extra)
             try:
@@ -277,12 +309,16 @@ class OpenAIChatModel:
                         by = None if self.stall_s is None else loop.time() + self.stall_s
                         why = f"stream stalled: no chunk for {self.stall_s} s"
                     else:
-                        by, why = first_by, f"no first token within {self.first_token_s} s"
+                        by, why = first_by, f"no first token within {first_s} s"
                     async with _silence(by, why):
                         try:
                             chunk = await anext(stream)
                         except StopAsyncIteration:
-                            return
+                            chunk = None
+                    if chunk is None:
+                        if tally.reported is None:  # e.g. llama-cpp-python 0.3.36's streams
+                            yield _estimated_usage(tally)
+                        return
                     got_output = got_output or _has_output(chunk)
                     if _count(tally, chunk):
                         await tally.flush()
@@ -292,13 +328,21 @@ class OpenAIChatModel:
         finally:
             await tally.flush()  # also for a call abandoned mid-stream (GeneratorExit, cancel)
 
+    def first_token_deadline(self, prompt_tokens: int) -> float | None:
+        """Seconds the provider may take to its first output for a prompt this size: the fixed
+        deadline plus `prefill_s_per_1k` per 1,000 prompt tokens (a CPU model reads an
+        800-token prompt in seconds; a hosted one in milliseconds, so the default adds 0)."""
+        if self.first_token_s is None:
+            return None
+        return round(self.first_token_s + self.prefill_s_per_1k * prompt_tokens / 1000, 3)
+
     async def _open(
         self, messages: Sequence[Message], tally: Tally, first_by: float | None, **extra: Any
     ) -> openai.AsyncStream[Chunk]:
         """Send the request, its prompt charged first; a refused request is charged nothing."""
         await tally.sent()
         try:
-            async with _silence(first_by, f"no first token within {self.first_token_s} s"):
+            async with _silence(first_by, "no first token by the first-token deadline"):
                 return await self._stream(messages, **extra)
         except Exception as exc:
             if _unbilled(exc):
@@ -326,7 +370,7 @@ class OpenAIChatModel:
             chunks = self._chunks(messages, meter, tools=list(tools), tool_choice=tool_choice)
             async with contextlib.aclosing(chunks):
                 async for chunk in chunks:
-                    saw_chunk = True
+                    saw_chunk = saw_chunk or "estimated" not in chunk
                     if chunk.get("usage"):
                         usage = self._usage(chunk["usage"])
                     if not chunk.get("choices"):
@@ -342,7 +386,7 @@ class OpenAIChatModel:
                         if call.get("id"):
                             slot["id"] = call["id"]
                         function = call.get("function") or {}
-                        slot["name"] += function.get("name") or ""
+                        slot["name"] = _name(slot["name"], function.get("name") or "")
                         slot["arguments"] += function.get("arguments") or ""
         except Exception as exc:
             why = None if saw_chunk else refusal(exc)
@@ -382,6 +426,64 @@ class OpenAIChatModel:
             _translate(exc)
         if not finished:
             raise LLMProtocolError("LLM stream ended without a finish reason (torn stream)")
+
+    async def probe_stream(self, messages: Sequence[Message], timeout_s: float) -> StreamProbe:
+        """Stream one answer and describe the stream (for `python -m faqbot doctor`)."""
+        started = time.perf_counter()
+        probe = StreamProbe()
+        try:
+            async with asyncio.timeout(timeout_s):
+                chunks = self._chunks(messages, None)
+                async with contextlib.aclosing(chunks):
+                    async for chunk in chunks:
+                        if _has_output(chunk) and probe.first_output_s is None:
+                            probe.first_output_s = time.perf_counter() - started
+                        if chunk.get("usage"):
+                            probe.usage = "estimated" if "estimated" in chunk else "provider"
+                        for choice in chunk.get("choices") or ():
+                            probe.chunks += 1
+                            probe.text += (choice.get("delta") or {}).get("content") or ""
+                            probe.finished = probe.finished or bool(choice.get("finish_reason"))
+        except TimeoutError:
+            raise LLMTimeoutError(f"no complete answer within {timeout_s} s") from None
+        except Exception as exc:
+            _translate(exc)
+        return probe
+
+    async def models(self, timeout_s: float) -> list[str]:
+        """The ids the endpoint lists at /models (for `python -m faqbot doctor`)."""
+        try:
+            page = await self.client.with_options(timeout=timeout_s, max_retries=0).models.list()
+        except Exception as exc:
+            _translate(exc)
+        return [m.id for m in page.data]
+
+    async def complete(
+        self, messages: Sequence[Message], timeout_s: float, max_tokens: int | None = None
+    ) -> str:
+        """One non-streamed completion's text (a plain chat call, for the doctor)."""
+        body = {
+            "model": self.name,
+            "messages": list(messages),
+            "max_tokens": max_tokens or self.max_tokens,
+            "temperature": self.temperature,
+        }
+        try:
+            reply = await self.client.with_options(timeout=timeout_s, max_retries=0).post(
+                "/chat/completions", body=body, cast_to=object, options=_AUTH
+            )
+        except Exception as exc:
+            _translate(exc)
+        choices = reply.get("choices") if isinstance(reply, dict) else None
+        if not choices:
+            raise LLMProtocolError("LLM returned no choices")
+        return str((choices[0].get("message") or {}).get("content") or "")
+
+    async def warm_up(self, timeout_s: float) -> float:
+        """One tiny call that makes a local server load and run its model; its seconds."""
+        started = time.perf_counter()
+        await self.complete([{"role": "user", "content": "Hi"}], timeout_s, max_tokens=4)
+        return time.perf_counter() - started
 
     async def ping(self, timeout_s: float) -> None:
         try:

@@ -1,5 +1,5 @@
 """Command line: `python -m faqbot
-check|ask|eval|serve|report|delete-user|retention|hash-password`."""
+check|ask|eval|doctor|serve|report|delete-user|retention|hash-password`."""
 
 from __future__ import annotations
 
@@ -282,6 +282,12 @@ def _cmd_hash_password(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from faqbot.ops.doctor import run
+
+    return run(load_settings(), timeout_s=args.timeout)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m faqbot", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -317,6 +323,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     red.add_argument("--cases", help="a YAML cases file (see the shipped one for the format)")
     red.set_defaults(func=_cmd_redteam)
+    doc = sub.add_parser(
+        "doctor",
+        help="probe the configured LLM endpoint: one line per capability; exit 1 if blocked",
+        description="Probe OPENAI_BASE_URL (and the embeddings endpoint with EMBEDDINGS=openai): "
+        "models list, plain chat, streaming, usage in the stream, the router's tool call in each "
+        "tool_choice form, embeddings and their dimension, first-token time; then the settings "
+        "it recommends. Exit 1 when something blocks the LLM path.",
+    )
+    doc.add_argument("--timeout", type=float, default=120.0, help="seconds per probe")
+    doc.set_defaults(func=_cmd_doctor)
     srv = sub.add_parser(
         "serve",
         help="run the chat UI and API with HOST, PORT, RELOAD, DEBUG and DATA_DIR",
