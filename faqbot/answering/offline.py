@@ -95,7 +95,9 @@ class OfflineEngine:
         asked = next((t.content for t in reversed(history) if t.role == "user"), None)
         follow_up = asked is not None and self.is_follow_up(question)
         joined_query = f"{asked} {question}"
-        await self.retriever.prepare([question, joined_query] if follow_up else [question])
+        await self.retriever.prepare([question, asked] if asked and follow_up else [question])
+        if asked and follow_up:  # its vector from the two (already encoded): no model call
+            self.retriever.blend(joined_query, (asked, question))
         alone = self._decide(question, category)
         if asked is None:
             return alone

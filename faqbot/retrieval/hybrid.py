@@ -84,27 +84,55 @@ class QueryEncoder:
         return fresh
 
     async def prepare(self, texts: Sequence[str]) -> None:
-        """Encode in a worker thread so the event loop never waits on the model.
+        """Encode in a worker thread so the event loop never waits on the model; texts new
+        together are encoded as one batch (a follow-up and its reading with the previous
+        question: one model call, not two competing for the same cores).
 
         Concurrent callers asking for the same text share one encoding (single flight).
         """
-        todo = [t for t in dict.fromkeys(texts) if self.cached(t) is None]
-        if todo:
-            await asyncio.gather(*(self._encode_once(t) for t in todo))
-
-    def _encode_once(self, text: str) -> asyncio.Future[None]:
         loop = asyncio.get_running_loop()
-        key = (id(loop), text)
-        job = self._inflight.get(key)
-        if job is None:
-            job = self._inflight[key] = loop.run_in_executor(None, self._encode_quietly, text)
-            job.add_done_callback(lambda _: self._inflight.pop(key, None))
-        return job
+        todo = [t for t in dict.fromkeys(texts) if self.cached(t) is None]
+        jobs = {self._inflight[k] for t in todo if (k := (id(loop), t)) in self._inflight}
+        fresh = [t for t in todo if (id(loop), t) not in self._inflight]
+        if fresh:
+            job = loop.run_in_executor(None, self._encode_quietly, fresh)
+            keys = [(id(loop), t) for t in fresh]
+            for key in keys:
+                self._inflight[key] = job
+            job.add_done_callback(lambda _: [self._inflight.pop(k, None) for k in keys])
+            jobs.add(job)
+        if jobs:
+            await asyncio.gather(*jobs)
 
-    def _encode_quietly(self, text: str) -> None:
-        # on failure, search() meets it again and falls back to lexical
-        with contextlib.suppress(EmbeddingError):
-            self.encode(text)
+    def blend(self, text: str, parts: Sequence[str]) -> None:
+        """Cache for `text` the normalised sum of its parts' cached vectors (a follow-up read
+        with the previous question, without another model call); nothing if one is missing."""
+        with self._lock:
+            if text in self._cache:
+                return
+            vectors = [self._cache.get(p) for p in parts]
+            if any(v is None for v in vectors):
+                return
+            total = np.sum(np.stack(vectors), axis=0)  # type: ignore[arg-type]
+            norm = float(np.linalg.norm(total))
+            self._cache[text] = (total / norm if norm else total).astype(np.float32)
+
+    def _encode_quietly(self, texts: list[str]) -> None:
+        """Encode and cache; on failure, search() meets it again and falls back to lexical."""
+        if len(texts) == 1:
+            with contextlib.suppress(EmbeddingError):
+                self.encode(texts[0])
+            return
+        if self.down():
+            return
+        try:
+            vectors = self.embedder.embed(texts, kind="query")
+        except EmbeddingError:
+            self._down_until = time.monotonic() + self.cooldown
+            return
+        with self._lock:
+            for text, vector in zip(texts, vectors, strict=True):
+                self._cache[text] = vector
 
 
 @dataclass(frozen=True)
@@ -211,6 +239,11 @@ class HybridRetriever:
     async def prepare(self, texts: Sequence[str]) -> None:
         if self.dense is not None and self.queries is not None:
             await self.queries.prepare(texts)
+
+    def blend(self, text: str, parts: Sequence[str]) -> None:
+        """Let `text` be searched with the blend of its parts' vectors (QueryEncoder.blend)."""
+        if self.dense is not None and self.queries is not None:
+            self.queries.blend(text, parts)
 
     def _query_vector(self, query: str) -> np.ndarray | None:
         if self.dense is None or self.queries is None:
