@@ -20,6 +20,7 @@ assistant messages, each clipped.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -39,7 +40,7 @@ MAX_TURN_CHARS = 1000
 ROUTE_TOOL = "route_question"  # the one tool of the "named" form
 ROUTE_EXAMPLES = 3
 ROUTE_EXAMPLE_CHARS = 80
-ROUTE_QUESTION_CHARS = 150  # bounds a grammar-forced rewrite: a small model may never stop
+ROUTE_QUESTION_CHARS = 120  # bounds a grammar-forced rewrite: a small model may never stop
 NAMED_SYSTEM = (
     "You route questions for the {app} FAQ assistant. Call {tool}: `category` is the FAQ "
     "category most likely to answer the user's latest question, or {none} when none fits "
@@ -71,6 +72,19 @@ def history_messages(history: Sequence[ChatTurn], turns: int) -> list[Message]:
         }
         for t in window
     ]
+
+
+class _Unusable(Exception):
+    """A forced `route_question` call whose arguments were cut short: retrieval routes."""
+
+
+_WORDS = re.compile(r"\w{4,}")
+
+
+def _related(rewrite: str, question: str, history: Sequence[ChatTurn]) -> bool:
+    """Does the rewrite share a word (4+ letters) with the question or the conversation?"""
+    said = " ".join([question, *(str(t.content) for t in history)]).lower()
+    return bool(set(_WORDS.findall(rewrite.lower())) & set(_WORDS.findall(said)))
 
 
 def route_tool(kb: KnowledgeBase, *, rewrite: bool) -> dict[str, object]:
@@ -155,11 +169,15 @@ class LLMRouter:
             return [tool], {"type": "function", "function": {"name": ROUTE_TOOL}}
         return list(self.tools), form
 
-    def _parse(self, call: ToolCall, question: str) -> tuple[str, str] | None:
+    def _parse(
+        self, call: ToolCall, question: str, history: Sequence[ChatTurn] = ()
+    ) -> tuple[str, str] | None:
         """(category, standalone question) of a category call; None for `not_covered`.
 
         A raw control character inside a string (a newline from a grammar-constrained small
-        model) is tolerated; a `route_question` call with a blank rewrite keeps `question`.
+        model) is tolerated. A `route_question` call keeps `question` when its rewrite is blank
+        or shares no word with the conversation (a small model copying the schema's
+        description), and is `_Unusable` when its JSON was cut short.
         """
         category = self._by_tool.get(call.name)
         if category is None and call.name not in (NOT_COVERED, ROUTE_TOOL):
@@ -167,6 +185,8 @@ class LLMRouter:
         try:
             args = json.loads(call.arguments or "{}", strict=False)
         except json.JSONDecodeError as exc:
+            if call.name == ROUTE_TOOL:  # a grammar-forced call cut short (max_tokens)
+                raise _Unusable(exc.msg) from exc
             raise LLMOutputRejected(f"router sent invalid JSON arguments: {exc.msg}") from exc
         if not isinstance(args, dict):
             raise LLMOutputRejected("router tool arguments are not a JSON object")
@@ -180,8 +200,8 @@ class LLMRouter:
             raise LLMOutputRejected(f"router tool call has arguments outside its schema: {extra}")
         standalone = args.get("question")
         blank = not isinstance(standalone, str) or not strip_invisible(standalone).strip()
-        if call.name == ROUTE_TOOL and blank:  # no rewrite asked (or given): the question stands
-            standalone = question
+        if call.name == ROUTE_TOOL and (blank or not _related(str(standalone), question, history)):
+            standalone = question  # no rewrite asked, or none that is about the conversation
         if not isinstance(standalone, str) or not strip_invisible(standalone).strip():
             raise LLMOutputRejected("router tool call has no 'question' argument")
         return category, " ".join(strip_invisible(standalone).split())[:MAX_TURN_CHARS]
@@ -205,7 +225,12 @@ class LLMRouter:
             self.capabilities.replied_without_call(self.model.endpoint)
             log.info("router.no_tool_call", form=form, text_chars=len(completion.text))
             return self._by_retrieval(question, history, completion.usage)
-        parsed = [p for p in (self._parse(call, question) for call in completion.tool_calls) if p]
+        try:
+            calls = [self._parse(call, question, history) for call in completion.tool_calls]
+        except _Unusable as exc:
+            log.info("router.unusable_tool_call", form=form, detail=str(exc))
+            return self._by_retrieval(question, history, completion.usage)
+        parsed = [p for p in calls if p]
         if not parsed:  # not_covered
             return Route(None, question, completion.usage)
         if len(parsed) > 1:
