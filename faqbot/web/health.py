@@ -10,6 +10,7 @@ from fastapi import FastAPI, Query, Response
 
 from faqbot.answering.bot import FaqBot
 from faqbot.errors import LLMError
+from faqbot.llm.capabilities import MEMORY
 from faqbot.metrics import exposition
 from faqbot.ops.reload import ReloadStatus, reload_status
 from faqbot.web.context import ApiContext
@@ -60,6 +61,14 @@ def _key_state(ctx: ApiContext, not_ready: list[str]) -> str:
     return "file"
 
 
+def llm_capabilities(bot: FaqBot) -> dict[str, Any] | None:
+    """What this process learnt the LLM endpoint accepts (faqbot.llm.capabilities); None
+    offline. Empty until the start-up warm-up or the first routed question asked."""
+    if bot.model is None:
+        return None
+    return {"endpoint": bot.model.endpoint, **MEMORY.snapshot().get(bot.model.endpoint, {})}
+
+
 async def health_report(ctx: ApiContext, bot: FaqBot, deep: bool) -> HealthResponse:
     """The health of `bot`; `deep` also pings the LLM endpoint (in LLM mode)."""
     retrieval = bot.retrieval_status()
@@ -93,6 +102,7 @@ async def health_report(ctx: ApiContext, bot: FaqBot, deep: bool) -> HealthRespo
         circuit_breaker=bot.breaker.snapshot(),
         cache=cache,
         llm=llm,
+        llm_capabilities=llm_capabilities(bot),
         retrieval=retrieval,
         rate_limit=rate_limit,
         spend=spend,

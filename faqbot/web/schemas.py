@@ -169,6 +169,13 @@ class HealthResponse(BaseModel):
         "redis), whether the shared store answers now, and why not",
     )
     llm: dict[str, Any] | None = None
+    llm_capabilities: dict[str, Any] | None = Field(
+        default=None,
+        description="LLM mode: what this process found the endpoint accepts: tool_choice (the "
+        "form the router uses: required | named | auto, null before the first router call or "
+        "when every form was refused), refused (forms refused, re-checked hourly), "
+        "replies_without_tool_call (a server that ignores tool_choice; retrieval routed those)",
+    )
     retrieval: dict[str, Any] = Field(
         default_factory=dict,
         description="ranking now serving (hybrid | lexical) and the embedder's state/progress",
