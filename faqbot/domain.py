@@ -54,7 +54,8 @@ class KnowledgeBase:
         digest = hashlib.sha256()
         for cat in ordered:
             for e in cat.entries:
-                for part in (e.id, e.question, e.answer, *e.alternate_questions, *e.keywords):
+                texts = (e.id, e.question, e.answer, *e.alternate_questions, *e.keywords)
+                for part in (*texts, *e.related):  # an edit of `related:` alone is a new version
                     digest.update(part.encode())
                     digest.update(b"\x00")
         entries = tuple(e for c in ordered for e in c.entries)

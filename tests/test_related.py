@@ -131,3 +131,13 @@ def test_nearest_entries_by_meaning_with_a_dense_index(make_settings: Any, tmp_p
     assert [
         e.id for e in bot.retriever.related("account-how-do-i-invite-a-new-user-to-my-workspace")
     ] == [ROLES, REMOVE]
+
+
+def test_an_edit_of_related_alone_is_a_new_knowledge_version(tmp_path: Path) -> None:
+    """The reloader swaps in a new knowledge base only when its version changes."""
+    folder = _folder(tmp_path)
+    (folder / "account.yaml").write_text(ACCOUNT_OK, encoding="utf-8")
+    before = load_knowledge_base(folder).version
+    edited = ACCOUNT_OK.replace('related: ["i forgot my password"]', "related: []")
+    (folder / "account.yaml").write_text(edited, encoding="utf-8")
+    assert load_knowledge_base(folder).version != before
