@@ -176,9 +176,7 @@ async def test_a_follow_up_and_a_stop_mid_answer(bot: FaqBot) -> None:
             break
     await stream.aclose()  # type: ignore[attr-defined]
     assert bot.breaker.state == "closed"
-    assert bot.breaker.failures == 0
-    result, _ = await ask(bot, "Which payment methods do you accept?")
-    assert not result.fallback, result.fallback_reason
+    assert bot.breaker.failures == 0  # a Stop is no verdict on the provider
 
 
 async def test_doctor_reads_the_real_server(make_settings: Any, server: str) -> None:
@@ -193,3 +191,37 @@ async def test_doctor_reads_the_real_server(make_settings: Any, server: str) -> 
     assert "refused" in lines["tool_choice required"].detail
     assert lines["tool_choice named"].status == "ok"
     assert lines["routing"].detail.endswith("'named'")
+
+
+async def test_server_killed_mid_answer_then_restarted(
+    make_settings: Any, model_path: Path, tmp_path: Path
+) -> None:
+    """Killed mid-turn (the router has decided, the answer call is next): the offline answer
+    replaces the model's and the breaker counts one failure; restarted on the same port: the
+    next question is the model's again and the breaker closes. (Killing after the first answer
+    token proved flaky: the 270M model often sends its whole, nearly empty answer at once.)"""
+    port = free_port()
+    log = tmp_path / "server.log"
+    proc = start_server(model_path, port, log)
+    base = f"http://127.0.0.1:{port}/v1"
+    try:
+        bot = build_bot(settings(make_settings, base))
+        events = []
+        async for event in bot.answer("How do I reset my password?"):
+            events.append(event)
+            if isinstance(event, RouteDecided) and proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=10)
+        result = events[-1].result
+        assert result.fallback, "the killed server's partial answer was kept"
+        assert result.mode == "offline"
+        assert bot.breaker.failures == 1
+        proc = start_server(model_path, port, log)
+        result, _ = await ask(bot, "What are your pricing plans?")
+        assert result.mode == "llm"
+        assert not result.fallback, result.fallback_reason
+        assert bot.breaker.state == "closed"
+        assert bot.breaker.failures == 0
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)

@@ -266,7 +266,7 @@ class LLMRouter:
                 refused.append(form)
                 last = str(exc)
                 continue
-            self._learn(endpoint, refused, form, None)
+            self._learn(endpoint, refused, form, last or None)
             return completion, form
         self._learn(endpoint, refused, None, last or None)
         return None, None
