@@ -116,13 +116,14 @@ async def test_out_of_scope_is_refused(offline_url: str) -> None:
 async def test_offline_follow_up_in_the_same_session(offline_url: str) -> None:
     async with ChatClient(offline_url) as chat:
         first = await chat.ask("What is your refund policy?")
-        follow = await chat.ask("and for annual plans?")
+        follow = await chat.ask("and is that for new subscriptions only?")
         third = await chat.ask("Which payment methods do you accept?")
     assert REFUND in first.reply
     assert follow.errors == []
     assert follow.router is not None
     # Offline, the follow-up is searched together with the previous question.
-    assert "What is your refund policy? and for annual plans?" in follow.router["output"]
+    combined = "What is your refund policy? and is that for new subscriptions only?"
+    assert combined in follow.router["output"]
     assert "Category: **sales**" in follow.router["output"]
     assert REFUND in follow.reply
     assert "**Sources:**" in follow.reply
@@ -177,7 +178,7 @@ async def test_llm_follow_up_is_routed_with_history(llm_url: str, fake_openai: A
     )
     async with ChatClient(llm_url) as chat:
         first = await chat.ask("Do you offer discounts?")
-        follow = await chat.ask("and for annual plans?")
+        follow = await chat.ask("and is that for new subscriptions only?")
     assert first.router is not None
     assert "Routed by: llm" in first.router["output"]
     assert first.reply.startswith(DISCOUNT)
@@ -188,7 +189,7 @@ async def test_llm_follow_up_is_routed_with_history(llm_url: str, fake_openai: A
     assert len(routers) == 2
     # The second router call sees the first exchange, and asks about the follow-up last.
     assert "Do you offer discounts?" in contents(routers[1])
-    assert contents(routers[1])[-1] == "and for annual plans?"
+    assert contents(routers[1])[-1] == "and is that for new subscriptions only?"
     assert "Do you offer discounts?" not in contents(routers[0])[:-1]
     # The answer call is grounded on the FAQ entry of the rewritten question.
     assert any(DISCOUNT in c for c in contents(answer_calls(fake_openai)[1]))

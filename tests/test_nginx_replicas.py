@@ -246,7 +246,7 @@ async def test_when_replica_a_stops_nginx_sends_all_to_b_and_conversations_go_on
         headers = await sign_in(front, "alice", PASSWORD)  # through nginx: only B is left
         async with ChatClient(front, headers=headers, thread_id=first_turn.thread_id) as chat:
             assert isinstance(chat.resumed, dict), chat.resumed
-            follow_turn = await chat.ask("and for annual plans?")
+            follow_turn = await chat.ask("and is that for new subscriptions only?")
         assert follow_turn.router is not None
         assert REFUND_Q in follow_turn.router["output"]  # B routed it with A's question
         assert "30-day money-back guarantee" in follow_turn.reply

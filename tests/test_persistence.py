@@ -37,7 +37,7 @@ pytestmark = pytest.mark.chainlit
 PASSWORD = "correct horse battery staple"
 AUTH_SECRET = "test-secret-" + "x" * 52
 REFUND_Q = "What is your refund policy?"
-FOLLOW_UP = "and for annual plans?"
+FOLLOW_UP = "and is that for new subscriptions only?"
 REFUND_ID = "sales-what-is-your-refund-policy"
 COMBINED = f"{REFUND_Q} {FOLLOW_UP}"  # offline, a follow-up is searched with the last question
 

@@ -19,7 +19,7 @@ from tests.e2e_support import chainlit_server, server_logs_on_failure
 pytestmark = pytest.mark.browser
 PASSWORD = "pw-for-alice-1"
 REFUND_Q = "What is your refund policy?"
-FOLLOW_UP = "and for annual plans?"
+FOLLOW_UP = "and is that for new subscriptions only?"
 REFUND = "30-day money-back guarantee"
 
 
