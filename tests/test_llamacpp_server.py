@@ -5,7 +5,9 @@ model is absent. One server process on a loopback port serves the module (starte
 `--chat_format chatml-function-calling`, which refuses tool_choice "required": its event
 stream breaks). The tests check the protocol, not the model's wisdom: the router learns the
 named form at warm-up and routes by the model's tool call, answers stream with usage counted,
-a follow-up and a Stop mid-answer keep the breaker closed, `doctor` reads the server right.
+a follow-up and a Stop mid-answer keep the breaker closed, `doctor` reads the server right,
+a server killed mid-turn falls back (counted) and recovers once restarted, and the spend budget
+counts the server's tokens. ~1.5-2.5 min on 2 shared cores (the model reads ~100 tokens/s).
 """
 
 from __future__ import annotations
@@ -225,3 +227,20 @@ async def test_server_killed_mid_answer_then_restarted(
     finally:
         proc.kill()
         proc.wait(timeout=10)
+
+
+async def test_the_conversation_budget_counts_the_servers_estimated_tokens(
+    make_settings: Any, server: str
+) -> None:
+    """llama-cpp-python sends no usage in its streams: faqbot's estimate is charged, so a
+    conversation budget still ends the LLM path (offline, not a provider failure)."""
+    from faqbot.spend import Spender
+
+    bot = build_bot(settings(make_settings, server, spend_conversation_tokens=300))
+    spender = Spender(client="ip:127.0.0.1", conversation="c-budget")
+    results = []
+    for _ in range(2):
+        events = [e async for e in bot.answer("What are your pricing plans?", spender=spender)]
+        results.append(events[-1].result)
+    assert [r.fallback_reason for r in results] == ["budget_conversation"] * 2
+    assert bot.breaker.failures == 0
