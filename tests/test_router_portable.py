@@ -163,3 +163,22 @@ def test_refusals_are_forgotten_after_the_recheck_time() -> None:
     assert memory.forms("e") == ["required", "named", "auto"]
     memory.learn("x", ["required", "named", "auto"], None)
     assert memory.forms("x") == []
+
+
+async def test_a_400_naming_tool_choice_is_a_refusal_any_other_400_is_not(
+    make_settings: Any,
+) -> None:
+    vllm = '"tool_choice" must either be a named tool, "auto", or "none".'  # vLLM < 0.8.3
+    with fo.running() as fake:
+        bot = make_bot(make_settings, fake)
+        fake.script(fo.error(400, message=vllm))
+        result = await collect(bot.answer("What are your pricing plans?"))
+        assert not result.fallback
+        assert [r.get("tool_choice") for r in fake.requests][:2] == ["required", NAMED]
+    with fo.running() as fake:
+        bot = make_bot(make_settings, fake)
+        fake.script(fo.error(400, message="This model's maximum context length is 128000 tokens"))
+        result = await collect(bot.answer("What are your pricing plans?"))
+        assert result.fallback  # a provider error, as before: no other form is tried
+        assert [r.get("tool_choice") for r in fake.requests] == ["required"]
+        assert bot.model.endpoint not in MEMORY.snapshot()  # type: ignore[union-attr]

@@ -204,15 +204,17 @@ def refusal(exc: BaseException) -> str | None:
     """Why `exc`, raised before a tool call's stream sent anything, says the endpoint refuses
     the request's shape (its tool_choice) rather than being down; None when it does not.
 
-    An invalid-request status (400, 422, 501), a 500 whose message names tools (servers that
-    raise on an unsupported form), or a stream broken right after its headers (llama-cpp-python
-    raises inside its event stream). Never a timeout, a refused connection, auth or a 429.
+    A 501, an error status whose message names tools or functions (vLLM before 0.8.3 answers
+    "required" with a 400 that says so; servers that raise on an unsupported form, a 500), or a
+    stream broken right after its headers (llama-cpp-python raises inside its event stream).
+    Never a timeout, a refused connection, auth, a 429, or a 400 about something else (a too
+    long conversation must not teach the router that the endpoint takes no tool_choice).
     """
     if isinstance(exc, openai.APIStatusError):
-        if exc.status_code in (400, 422, 501):
-            return f"HTTP {exc.status_code}"
-        if exc.status_code >= 500 and "tool" in str(exc.message).lower():
-            return f"HTTP {exc.status_code} naming tools"
+        code = exc.status_code
+        about_tools = any(word in str(exc.message).lower() for word in ("tool", "function"))
+        if code == 501 or (about_tools and (code in (400, 422) or code >= 500)):
+            return f"HTTP {code}"
         return None
     broken = isinstance(exc, openai.APIConnectionError) and not isinstance(
         exc, openai.APITimeoutError
