@@ -61,6 +61,7 @@ from faqbot.llm.tokens import Tally, estimate_prompt
 Chunk = dict[str, Any]
 _STREAM: type[openai.AsyncStream[Chunk]] = openai.AsyncStream[object]  # type: ignore[assignment]
 _AUTH: openai.RequestOptions = {"security": {"bearer_auth": True}}
+BEFORE_HEADERS = "faqbot: failed before the response headers"
 KEEP_ALIVE = httpx2.Limits(max_connections=1000, max_keepalive_connections=1000)
 
 
@@ -219,7 +220,8 @@ def refusal(exc: BaseException) -> str | None:
     broken = isinstance(exc, openai.APIConnectionError) and not isinstance(
         exc, openai.APITimeoutError
     )
-    if broken and isinstance(exc.__cause__, httpx2.RemoteProtocolError):
+    dropped = BEFORE_HEADERS in getattr(exc, "__notes__", ())  # e.g. a stale keep-alive
+    if broken and not dropped and isinstance(exc.__cause__, httpx2.RemoteProtocolError):
         return "the stream broke before any output"
     return None
 
@@ -349,6 +351,7 @@ class OpenAIChatModel:
         except Exception as exc:
             if _unbilled(exc):
                 tally.refused()
+            exc.add_note(BEFORE_HEADERS)  # not a stream that broke: see `refusal`
             raise
 
     async def call_tools(
