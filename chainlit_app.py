@@ -65,7 +65,7 @@ limiter: RateLimiter = getattr(_kept, "faqbot_limiter", None) or RateLimiter(
 streams: StreamSlots = getattr(_kept, "faqbot_streams", None) or StreamSlots(
     settings.max_streams_per_client
 )
-_background: set[asyncio.Task[None]] = getattr(_kept, "faqbot_tasks", None) or set()
+_background: set[asyncio.Task[Any]] = getattr(_kept, "faqbot_tasks", None) or set()
 HISTORY_LIMIT = 20  # turns kept per session (the router sees LLM_HISTORY_TURNS of them)
 PROFILE = "FAQ assistant"
 SUGGESTION_ACTION = "faq_suggestion"
@@ -145,6 +145,19 @@ async def on_app_startup() -> None:
             log.error("store.unavailable", error=f"{type(exc).__name__}: {exc}"[:300],
                       **database.describe())  # fmt: skip
     start_faq_watcher()
+    _start_warm_up()
+
+
+def _start_warm_up() -> None:
+    """LLM_WARM_UP: one router call at start, off the request path (faqbot.answering.factory):
+    a local server loads its model and the router learns the endpoint's tool_choice form."""
+    if holder.bot is None or holder.bot.model is None:
+        return
+    from faqbot.answering.factory import warm_up
+
+    task = asyncio.get_running_loop().create_task(warm_up(holder.bot), name="llm-warm-up")
+    _background.add(task)
+    task.add_done_callback(_background.discard)
 
 
 def start_faq_watcher() -> None:

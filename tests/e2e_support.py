@@ -114,7 +114,15 @@ def chainlit_server(
     # not change while vectors encode; the vector cache goes to a throwaway folder.
     data_dir = tempfile.mkdtemp(prefix="faqbot-e2e-")
     child_env.update(
-        {"LOG_LEVEL": "INFO", "PYTHONUNBUFFERED": "1", "EMBEDDINGS": "off", "DATA_DIR": data_dir}
+        # No LLM warm-up call at start (tests count the fake provider's requests; the warm-up
+        # has its own tests: test_doctor.py, test_warm_up_app.py)
+        {
+            "LOG_LEVEL": "INFO",
+            "PYTHONUNBUFFERED": "1",
+            "EMBEDDINGS": "off",
+            "DATA_DIR": data_dir,
+            "LLM_WARM_UP": "false",
+        }
     )
     if root != ROOT:
         child_env["PYTHONPATH"] = os.pathsep.join(
