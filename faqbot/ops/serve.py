@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from faqbot.config import Settings
+from faqbot.ops.auth_secret import ensure_auth_secret
 
 APP_FILE = "chainlit_app.py"
 CHAINLIT_FILES = "chainlit-files"  # under DATA_DIR; Chainlit empties it at shutdown
@@ -164,6 +165,8 @@ def serve(settings: Settings, app: str = APP_FILE) -> int:
         data_dir = prepare_data_dir(settings.data_dir)
         # The app (this process) reads the same, now absolute, folder.
         os.environ["DATA_DIR"] = str(data_dir)
+        # With sign-in on and no CHAINLIT_AUTH_SECRET, one kept in DATA_DIR (not per start).
+        ensure_auth_secret(settings.model_copy(update={"data_dir": data_dir}))
         listeners = bind_listeners(settings.host, settings.port)
         import_chainlit_with_files_in(data_dir / CHAINLIT_FILES)
     except ServeError as exc:
