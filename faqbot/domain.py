@@ -1,4 +1,4 @@
-"""Immutable domain objects: FAQ entries, categories and the knowledge base."""
+"""Immutable domain values: FAQ entries, categories, the knowledge base and what one turn yields."""
 
 from __future__ import annotations
 
@@ -85,3 +85,76 @@ class ChatTurn:
 
     role: Role
     content: str
+
+
+# Values of one answered question: the services (llm, spend, state, store) and metrics use them,
+# so they live here, below the pipeline; faqbot.answering.events re-exports them.
+Mode = Literal["llm", "offline"]
+Via = Literal["llm", "retrieval", "cache"]
+Outcome = Literal["answered", "suggested", "refused"]
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """An FAQ entry the answer was grounded on."""
+
+    id: str
+    category: str
+    question: str
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Token usage reported by the API (summed over router and answer calls) and its cost."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.prompt_tokens + other.prompt_tokens,
+            self.completion_tokens + other.completion_tokens,
+            round(self.cost_usd + other.cost_usd, 8),
+        )
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class Fallback:
+    """The LLM failed; the answer that follows comes from offline retrieval."""
+
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class TurnResult:
+    """Everything about one answered question."""
+
+    question: str
+    answer: str
+    category: str | None
+    confidence: float
+    standalone_question: str
+    sources: tuple[Source, ...] = ()
+    refused: bool = False
+    fallback: bool = False
+    fallback_reason: str | None = None
+    fallback_notice: str | None = None  # the Fallback's message: why the answer is offline
+    mode: Mode = "offline"
+    cached: bool = False
+    usage: Usage = field(default_factory=Usage)
+    elapsed_s: float = 0.0
+    suggestions: tuple[Source, ...] = ()
+    related: tuple[Source, ...] = ()  # questions to offer next, after an answer
+
+    @property
+    def outcome(self) -> Outcome:
+        if self.suggestions:
+            return "suggested"
+        return "refused" if self.refused else "answered"

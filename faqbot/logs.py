@@ -9,7 +9,7 @@ from typing import Any
 
 import structlog
 
-from faqbot.privacy.masking import mask_log_event
+from faqbot.masking import mask_log_event
 
 _SECRET_KEYS = {"api_key", "openai_api_key", "authorization", "password", "secret", "token_value"}
 _configured = False

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from faqbot.answering.events import TurnResult
+from faqbot.domain import TurnResult
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 TURNS = Counter(

@@ -39,7 +39,7 @@ from typing import Any, NoReturn, Self
 import httpx2
 import openai
 
-from faqbot.answering.events import Usage
+from faqbot.domain import Usage
 from faqbot.errors import (
     LLMAuthError,
     LLMError,

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from faqbot.answering.events import Usage
+from faqbot.domain import Usage
 
 Message = dict[str, Any]
 # "required", "auto", or {"type": "function", "function": {"name": ...}} (faqbot.llm.capabilities)

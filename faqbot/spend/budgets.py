@@ -23,8 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from faqbot.answering.events import Fallback, Usage
 from faqbot.config import Settings
+from faqbot.domain import Fallback, Usage
 from faqbot.logs import get_logger
 from faqbot.metrics import SPEND_LIMIT, SPEND_LIMITED, SPEND_TODAY
 from faqbot.spend.counters import FailoverCounters

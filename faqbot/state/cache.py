@@ -16,7 +16,7 @@ from typing import Any
 
 from cachetools import TTLCache
 
-from faqbot.answering.events import Source
+from faqbot.domain import Source
 from faqbot.knowledge.ids import normalise_question
 from faqbot.state.redis import Command, SharedRedis
 

@@ -18,8 +18,7 @@ from sqlalchemy import Connection, Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from faqbot.answering.events import TurnResult
-from faqbot.domain import ChatTurn
+from faqbot.domain import ChatTurn, TurnResult
 from faqbot.store.database import Database
 from faqbot.store.feedback import rate
 from faqbot.store.requester import Requester
