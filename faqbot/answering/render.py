@@ -63,8 +63,14 @@ def unavailable_text(contact: str | None) -> str:
     return UNAVAILABLE
 
 
-def contact_line(contact: str | None) -> str:
-    return f"Need more help? Contact support: {contact}" if contact else ""
+def contact_line(contact: str | None, answer: str = "") -> str:
+    """Where to turn after a refusal: the address alone when the refusal (REFUSAL_TEXT's
+    default "Please contact support for more details.") already asks, so it is asked once."""
+    if not contact:
+        return ""
+    if "contact support" in answer.lower():
+        return f"Support: {contact}"
+    return f"Need more help? Contact support: {contact}"
 
 
 def route_markdown(event: RouteDecided) -> str:
@@ -118,7 +124,7 @@ def footer_markdown(
     if result.sources:
         lines.append(sources_markdown(result.sources, links_base))
     if result.outcome == "refused" and contact:
-        lines.append(contact_line(contact))
+        lines.append(contact_line(contact, result.answer))
     marks = [result.category or "not covered", f"confidence {result.confidence:.0%}"]
     marks.append(f"{result.elapsed_s:.2f} s")
     outcome = _outcome_mark(result)

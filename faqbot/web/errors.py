@@ -31,8 +31,10 @@ def error_response(
 
 def in_words(err: Any) -> str:
     """One validation error as a person would say it (never a regular expression)."""
-    where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
     kind = str(err.get("type", ""))
+    if kind == "json_invalid":  # FastAPI says "0: JSON decode error" (its loc: the offset)
+        return not_json(err)
+    where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
     if (message := FIELD_MESSAGES.get((where, kind))) is not None:
         return message
     if where == "question" and kind == "string_too_long":
@@ -41,6 +43,14 @@ def in_words(err: Any) -> str:
     if kind == "string_pattern_mismatch":
         return f"{where}: {PATTERN_MISMATCH}"
     return f"{where}: {err.get('msg', 'invalid')}"
+
+
+def not_json(err: Any) -> str:
+    """A body that does not parse, with the parser's reason and where it stopped."""
+    reason = str((err.get("ctx") or {}).get("error") or "it cannot be parsed")
+    at = next((p for p in reversed(err.get("loc", ())) if isinstance(p, int)), None)
+    where = f" (at character {at})" if at is not None else ""
+    return f"The request body is not valid JSON: {reason}{where}."
 
 
 async def on_validation(request: Request, exc: RequestValidationError) -> Any:
