@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -15,6 +18,7 @@ from faqbot.answering.render import message_markdown
 from faqbot.config import REFUSAL_TEXT
 from faqbot.web.login_labels import name_sign_in
 from tests.test_api_edges import api_for
+from tests.test_serve import ROOT
 
 
 def _chainlit_translations() -> list[Path]:
@@ -80,3 +84,16 @@ def test_a_body_that_is_not_json_is_called_that(make_settings: Any) -> None:
     assert "double quotes" in body["detail"]  # the parser's reason
     assert "at character 23" in body["detail"]
     assert "JSON decode error" not in body["detail"]
+
+
+def test_help_names_every_command() -> None:
+    help_text = subprocess.run(
+        [sys.executable, "-m", "faqbot", "--help"],
+        cwd=ROOT, capture_output=True, text=True, check=True, timeout=60,
+    ).stdout  # fmt: skip
+    usage, summary = help_text.split("positional arguments")[0].split("\n\n", 1)
+    commands = re.search(r"\{([a-z,-]+)\}", usage).group(1).split(",")  # type: ignore[union-attr]
+    assert "redteam" in commands
+    flat = "".join(summary.split())  # argparse wraps lines, even inside delete-user
+    for name in commands:
+        assert name in flat, (name, summary)

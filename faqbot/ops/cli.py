@@ -1,5 +1,4 @@
-"""Command line: `python -m faqbot
-check|ask|eval|doctor|serve|report|delete-user|retention|hash-password`."""
+"""Command line: `python -m faqbot <command>`; the help lists every command, from the parser."""
 
 from __future__ import annotations
 
@@ -289,7 +288,7 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m faqbot", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m faqbot")
     sub = parser.add_subparsers(dest="command", required=True)
     check = sub.add_parser(
         "check",
@@ -350,6 +349,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     hp.add_argument("--user", help="print NAME:hash, an AUTH_USERS entry")
     hp.set_defaults(func=_cmd_hash_password)
+    # From the commands registered above, so that the summary never misses one.
+    parser.description = f"faqbot's commands: {', '.join(sub.choices)} (each has --help)."
     return parser
 
 
