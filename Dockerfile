@@ -17,6 +17,7 @@ RUN pip install -r requirements.txt
 COPY chainlit_app.py chainlit.md ./
 COPY .chainlit ./.chainlit
 COPY faqbot ./faqbot
+COPY faqbot_chainlit ./faqbot_chainlit
 COPY public ./public
 COPY faqs ./faqs
 # Chainlit writes .chainlit/translations/ when it is missing (a fresh clone): write it now, as

@@ -80,6 +80,7 @@ def test_dockerfile_matches_what_this_test_emulates() -> None:
         "chainlit.md",
         ".chainlit",
         "faqbot",
+        "faqbot_chainlit",
         "public",
         "faqs",
     }

@@ -3,7 +3,7 @@
 Chainlit 2.12 opened each websocket session with a nested `run_until_complete` (chat profiles
 under nest_asyncio): every connection set up at the same time added ~40 frames to the stack,
 and about 25 of them reached Python's recursion limit. With faqbot's workaround
-(chainlit_app.py `_install_session_config`) every session must connect and be answered.
+(faqbot_chainlit/patches.py `sync_session_config`) every session must connect and be answered.
 
 Bounded for CI: 100 sessions, one question each, on loopback (about 3 s on 2 busy cores; the
 defect failed half of them). `bench/ws_load.py` runs the same scenario at other sizes.
