@@ -118,7 +118,7 @@ def test_hardened_settings_pass_even_strict(capsys: pytest.CaptureFixture[str]) 
         (
             {"AUTH_USERS": f"a:{hash_password('pw', iterations=100_000)}"},
             "CHAINLIT_AUTH_SECRET",
-            "refuses to start",
+            "serves one instance only",
         ),
     ],
 )

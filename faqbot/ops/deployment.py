@@ -141,8 +141,9 @@ def missing_auth_secret(settings: Settings) -> DeploymentWarning | None:
         return None
     return DeploymentWarning(
         "CHAINLIT_AUTH_SECRET",
-        "is unset while sign-in is on: Chainlit refuses to start without it",
-        "set 32+ random characters, the same on every replica (`chainlit create-secret`)",
+        "is unset while sign-in is on: the secret kept in DATA_DIR/chainlit-auth.secret "
+        "serves one instance only",
+        "set the same 32+ random characters on every replica (`chainlit create-secret`)",
     )
 
 
