@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from faqbot.logs import get_logger
+from faqbot.web.login_labels import name_sign_in
 
 PATCHED_FOR = "2.12.0"  # the Chainlit version every patch below was written against and tested
 log = get_logger("faqbot.chainlit")
@@ -98,7 +99,10 @@ def serve_watermark(watermark: Callable[[], str]) -> None:
         language = request.query_params.get("language", "en-US")
         if not re.fullmatch(cl_server._language_pattern, language):
             language = "en-US"
-        translation = cl_config.load_translation(cl_config.ui.language or language)
+        translation = name_sign_in(  # users sign in with names, not e-mail addresses
+            cl_config.load_translation(cl_config.ui.language or language),
+            cl_config.ui.language or language,
+        )
         translation.setdefault("chat", {})["watermark"] = watermark()
         return JSONResponse({"translation": translation})
 

@@ -11,6 +11,7 @@ from starlette.requests import HTTPConnection
 
 from faqbot.config import Settings
 from faqbot.logs import get_logger
+from faqbot.ops.auth_secret import ensure_auth_secret
 from faqbot.passwords import verify_password
 from faqbot.web.admin_access import Viewer
 
@@ -19,6 +20,7 @@ log = get_logger("faqbot.chainlit")
 
 def register_callbacks(settings: Settings) -> None:
     """Sign-in is on with AUTH_USERS, AUTH_HEADER, or a Chainlit OAuth provider's variables."""
+    ensure_auth_secret(settings)  # sign-in on, no CHAINLIT_AUTH_SECRET: the one kept in DATA_DIR
     if settings.auth_users:
 
         @cl.password_auth_callback

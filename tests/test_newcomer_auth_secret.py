@@ -28,7 +28,8 @@ def _settings(data_dir: Path, **extra: str) -> Settings:
 def test_a_secret_is_made_once_kept_owner_only_and_reused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delenv(ENV_NAME, raising=False)
+    monkeypatch.setenv(ENV_NAME, "-")  # recorded first: the test's exports are undone after it
+    monkeypatch.delenv(ENV_NAME)
     settings = _settings(tmp_path / "data", auth_users=USERS)
     path = ensure_auth_secret(settings)
     assert path == tmp_path / "data" / SECRET_FILE

@@ -2,8 +2,9 @@
 
 Modules: `schema` (the tables), `database` (URL from settings, engine, schema upgrades), `turns`
 (faqbot's own reads and writes). `chainlit_layer` is the one module of the `faqbot` package that
-imports Chainlit (its data layer, subclassed); only `chainlit_app.py` imports it
-(tests/test_store_schema.py checks that nothing else in faqbot imports chainlit).
+imports Chainlit (its data layer, subclassed); only the Chainlit adapter (`chainlit_app.py`,
+`faqbot_chainlit/`) imports it (tests/test_store_schema.py checks that nothing else in faqbot
+imports chainlit).
 
 Why Chainlit's `SQLAlchemyDataLayer` and not its `ChainlitDataLayer`: the latter speaks asyncpg
 to PostgreSQL only (and expects Chainlit's Prisma-made schema), while the SQLAlchemy layer runs

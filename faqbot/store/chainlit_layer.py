@@ -1,7 +1,8 @@
 """Chainlit's SQLAlchemy data layer on faqbot's database: the one faqbot module importing Chainlit.
 
-Imported only by `chainlit_app.py` (the rule "the core never imports chainlit" holds for every
-other module; tests/test_store_schema.py checks it). What it changes in Chainlit 2.12's
+Imported only by the Chainlit adapter (`chainlit_app.py`, `faqbot_chainlit/`; the rule "the
+core never imports chainlit" holds for every other module; tests/test_store_schema.py and the
+import-linter contract in pyproject.toml check it). What it changes in Chainlit 2.12's
 `SQLAlchemyDataLayer` (chainlit/data/sql_alchemy.py), and why:
 
 - It shares faqbot's engine (`faqbot.store.database`: SQLite in WAL mode with a busy timeout,
