@@ -79,15 +79,19 @@ class ChainlitSignIn:
         return dict(jwt.decode(token, secret, algorithms=["HS256"]))
 
     async def viewer(self, request: HTTPConnection) -> Viewer | None:
+        return self.identify(dict(request.cookies), request.headers.get("authorization", ""))
+
+    @classmethod
+    def identify(cls, cookies: dict[str, str], authorization: str = "") -> Viewer | None:
+        """The user a valid session token names: the cookie's, else a Bearer header's."""
         from chainlit.auth import get_token_from_cookies
 
-        bearer = request.headers.get("authorization", "")
         for token in (
-            get_token_from_cookies(dict(request.cookies)),
-            bearer[7:].strip() if bearer[:7].lower() == "bearer " else None,
+            get_token_from_cookies(cookies),
+            authorization[7:].strip() if authorization[:7].lower() == "bearer " else None,
         ):
             try:
-                claims = self.claims(token) if token else {}
+                claims = cls.claims(token) if token else {}
             except Exception:  # expired, forged, or signed with another secret: not signed in
                 claims = {}
             identifier, metadata = claims.get("identifier"), claims.get("metadata")
@@ -96,33 +100,24 @@ class ChainlitSignIn:
         return None
 
 
-def user_of_token(token: str | None) -> str | None:
-    """The user a Chainlit session token names, when sign-in is on and it is valid."""
+def _signed_in(cookies: dict[str, str], authorization: str = "") -> str | None:
+    """The signed-in user's identifier, when sign-in is on and the session is valid."""
     from chainlit.auth import require_login
-    from chainlit.auth.jwt import decode_jwt
 
-    if not token or not require_login():  # type: ignore[no-untyped-call]
+    if not require_login():  # type: ignore[no-untyped-call]
         return None
-    try:
-        return str(decode_jwt(token).identifier)
-    except Exception:  # expired, forged, or signed with another secret: not signed in
-        return None
+    viewer = ChainlitSignIn.identify(cookies, authorization)
+    return viewer.identifier if viewer is not None else None
 
 
 def signed_in_user(scope: Any) -> str | None:
     """The signed-in user of an HTTP request (Chainlit's cookie, or its Bearer header)."""
-    from chainlit.auth import get_token_from_cookies
-
     request = HTTPConnection(scope)
-    bearer = request.headers.get("authorization", "")
-    token = bearer[7:] if bearer.lower().startswith("bearer ") else None
-    return user_of_token(token or get_token_from_cookies(dict(request.cookies)))
+    return _signed_in(dict(request.cookies), request.headers.get("authorization", ""))
 
 
 def handshake_user(environ: dict[str, Any]) -> str | None:
     """The signed-in user of a socket.io handshake (Chainlit reads only its cookie)."""
-    from chainlit.auth import get_token_from_cookies
     from starlette.requests import cookie_parser
 
-    cookies = cookie_parser(environ.get("HTTP_COOKIE", "") or "")
-    return user_of_token(get_token_from_cookies(cookies))
+    return _signed_in(cookie_parser(environ.get("HTTP_COOKIE", "") or ""))

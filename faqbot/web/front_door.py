@@ -36,7 +36,7 @@ from faqbot.logs import get_logger
 from faqbot.state.ratelimit import RateLimiter
 from faqbot.store.requester import Requester, current_requester
 from faqbot.web.errors import error_response, rate_limited_response
-from faqbot.web.limits import declared_length, read_capped, replay, too_large
+from faqbot.web.limits import client_key, declared_length, read_capped, replay, too_large
 from faqbot.web.schemas import MAX_BODY_BYTES
 
 log = get_logger("faqbot.web.front_door")
@@ -174,10 +174,7 @@ class FrontDoor:
             user = self.identify(scope)
         except Exception:  # an unreadable cookie is no sign-in
             user = None
-        if user:
-            return Requester(f"user:{user}", user)
-        client = scope.get("client")
-        return Requester(f"ip:{client[0] if client else 'unknown'}")
+        return Requester(f"user:{user}", user) if user else Requester(client_key(scope))
 
     async def _refusal(self, scope: Scope, path: str, who: Requester) -> ASGIApp | None:
         """Refusals decided before the body is read: id in the path, size, rate."""
