@@ -156,6 +156,9 @@ class Settings(BaseSettings):
     database_url: SecretStr | None = None
     # PostgreSQL only: the schema holding faqbot's tables (created if missing); unset = public.
     database_schema: str | None = Field(default=None, pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+    # How often each process checks the database for phrasings and out-of-scope marks owners
+    # attached (issue 22; faqbot/ops/learning.py): a one-row read. 0 = never (files only).
+    learned_poll_seconds: float = Field(default=2.0, ge=0, le=3600)
 
     # Sign-in (off unless one of these, or a Chainlit OAuth provider, is configured).
     # AUTH_USERS: comma list of `name:pbkdf2_sha256$...` (python -m faqbot hash-password).

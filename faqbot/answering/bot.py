@@ -44,6 +44,7 @@ from faqbot.errors import (
     LLMProtocolError,
     LLMTimeoutError,
 )
+from faqbot.knowledge.learned import phrasing_key
 from faqbot.llm.protocol import ChatModel
 from faqbot.llm.tokens import estimate_tokens
 from faqbot.logs import get_logger
@@ -185,6 +186,9 @@ class FaqBot:
             settings.answer_cache_size, settings.answer_cache_ttl, settings.redis_url
         )
         self.spend = spend if spend is not None else TokenBudgets.from_settings(settings)
+        # questions owners marked out of scope (issue 22; faqbot.knowledge.learned.phrasing_key
+        # of each): an exact repeat is refused, with no LLM call (faqbot/ops/reload.py sets it)
+        self.out_of_scope: frozenset[str] = frozenset()
         self._parts = self._build(kb)
         self._encode(kb)
 
@@ -304,6 +308,10 @@ class FaqBot:
         fallback: Fallback | None = None
         parts = self._parts
         tab = self.spend.tab(spender)
+        if self.out_of_scope and phrasing_key(question) in self.out_of_scope:
+            async for event in self._out_of_scope(parts, question, started):
+                yield event
+            return
         if parts.router is not None and parts.answerer is not None:
             fallback = await self.spend.check(spender)  # a spent token budget: answer offline
             if fallback is None and self.breaker.allow():
@@ -529,6 +537,18 @@ class FaqBot:
             yield event
         yield Sources(())
         yield Refused("not_covered")
+
+    async def _out_of_scope(
+        self, parts: _Parts, question: str, started: float
+    ) -> AsyncIterator[Event]:
+        """An owner marked this very question out of scope: the refusal, as for "not covered"."""
+        yield RouteDecided(None, 0.0, question, "retrieval")
+        async for event in self._refusal(parts):
+            yield event
+        yield self._done(
+            question, self.settings.refusal_text, None, 0.0, question, (), refused=True,
+            mode="offline", usage=Usage(), started=started,
+        )  # fmt: skip
 
     async def _offline_turn(
         self,

@@ -32,6 +32,7 @@ from faqbot.answering.factory import build_bot
 from faqbot.config import Settings
 from faqbot.domain import Category, KnowledgeBase
 from faqbot.errors import FaqFormatError, KnowledgeError
+from faqbot.knowledge.learned import LearnedPhrasing, apply_learned, out_of_scope_texts
 from faqbot.knowledge.loader import EMPTY_FILE, check_dir, is_faq_name
 from faqbot.logs import get_logger
 
@@ -51,6 +52,10 @@ class ReloadStatus:
     settle_seconds: float = SETTLE_SECONDS
     # category -> time.monotonic() when its file was first seen missing or empty
     gone_since: dict[str, float] = field(default_factory=dict)
+    # the last good FAQ as the files say it, and what owners taught on top (issue 22): the bot
+    # serves `apply_learned(files_kb, learned)`, so a file reload keeps the learned phrasings
+    files_kb: KnowledgeBase | None = None
+    learned: tuple[LearnedPhrasing, ...] = ()
 
     def settling(self, now: float | None = None) -> dict[str, float]:
         """Categories kept although their file is missing or empty: seconds until dropped."""
@@ -98,7 +103,7 @@ def reload_once(bot: FaqBot, directory: Path, status: ReloadStatus) -> bool:
     """
     _STATUS[bot] = status
     now = time.monotonic()
-    serving = bot.kb
+    serving = status.files_kb if status.files_kb is not None else bot.kb
     folder_error: str | None = None
     try:
         categories, problems = check_dir(directory)
@@ -123,8 +128,9 @@ def reload_once(bot: FaqBot, directory: Path, status: ReloadStatus) -> bool:
     if not merged:  # never empty the bot: the last good version serves on
         return _reject(bot, status, [folder_error or f"no FAQ category left in {directory}"])
     status.last_error = []
-    kb = KnowledgeBase.build(merged)
-    if kb.version == serving.version:
+    status.files_kb = KnowledgeBase.build(merged)
+    kb = with_learned(status.files_kb, status.learned)
+    if kb.version == bot.kb.version:
         return False
     bot.reload(kb)
     for name in dropped:
@@ -134,6 +140,36 @@ def reload_once(bot: FaqBot, directory: Path, status: ReloadStatus) -> bool:
         "knowledge.reloaded", version=kb.version, counts=kb.counts(), kept=kept, dropped=dropped
     )
     return True
+
+
+def with_learned(kb: KnowledgeBase, learned: tuple[LearnedPhrasing, ...]) -> KnowledgeBase:
+    """The files' knowledge base with the owners' phrasings attached (itself when none)."""
+    if not learned:
+        return kb
+    try:
+        return apply_learned(kb, learned)
+    except Exception:  # never let a bad learned row stop the FAQ from serving
+        log.exception("learned.apply_failed", rows=len(learned))
+        return kb
+
+
+def serve_learned(bot: FaqBot, status: ReloadStatus, learned: tuple[LearnedPhrasing, ...]) -> bool:
+    """Serve the last good files with `learned` on top; True when the bot was reloaded."""
+    status.learned = learned
+    if status.files_kb is None:
+        status.files_kb = bot.kb
+    set_out_of_scope(bot, learned)
+    kb = with_learned(status.files_kb, learned)
+    if kb.version == bot.kb.version:
+        return False
+    bot.reload(kb)
+    log.info("learned.applied", version=kb.version, rows=len(learned))
+    return True
+
+
+def set_out_of_scope(bot: FaqBot, learned: tuple[LearnedPhrasing, ...]) -> None:
+    """The questions owners marked out of scope: the bot refuses an exact repeat."""
+    bot.out_of_scope = out_of_scope_texts(learned)
 
 
 def _reject(bot: FaqBot, status: ReloadStatus, problems: list[str]) -> bool:
@@ -175,8 +211,19 @@ class BotHolder:
             return None
         _STATUS[self.bot] = self.status
         self.status.last_error = []
+        self.status.files_kb = self.bot.kb
         log.info("knowledge.loaded", version=self.bot.kb.version, counts=self.bot.kb.counts())
+        if self.status.learned:
+            serve_learned(self.bot, self.status, self.status.learned)
         return None
+
+    def set_learned(self, learned: tuple[LearnedPhrasing, ...]) -> bool:
+        """Serve what owners taught (faqbot/ops/learning.py polls it); kept across file reloads
+        and applied to a bot built later. True when the serving bot was reloaded."""
+        self.status.learned = learned
+        if self.bot is None:
+            return False
+        return serve_learned(self.bot, self.status, learned)
 
 
 @dataclass(frozen=True)

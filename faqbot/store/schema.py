@@ -1,4 +1,4 @@
-"""The tables, as SQLAlchemy Core metadata: Chainlit's five plus faqbot's own two.
+"""The tables, as SQLAlchemy Core metadata: Chainlit's five plus faqbot's own.
 
 Chainlit's SQLAlchemy data layer ships no DDL and writes whatever keys its step/element/feedback
 dicts carry (`INSERT INTO steps ("id", "name", ..., "defaultOpen", "autoCollapse", "modes")`),
@@ -150,6 +150,37 @@ turns = Table(
     Column("cost_usd", Float),
     Index("faqbot_turns_created", "created_at"),
     Index("faqbot_turns_thread", "thread_id"),
+)
+
+# What owners taught the bot (issue 22; faqbot/store/learned.py): phrasings attached to entries
+# and questions marked out of scope. Removing one keeps its row (removed_at set) and frees its
+# question_key: the unique index holds one live decision per normalised question.
+learned = Table(
+    "faqbot_learned",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("kind", Text, nullable=False),  # phrasing | out_of_scope
+    Column("entry_id", Text, nullable=False),  # "" for out_of_scope
+    Column("text", Text, nullable=False),
+    Column("question_key", Text),  # the normalised question while live; NULL once removed
+    Column("created_by", Text),
+    Column("created_at", Text, nullable=False),
+    Column("removed_by", Text),
+    Column("removed_at", Text),
+    Index("faqbot_learned_live", "question_key", unique=True),
+)
+
+# Evidence for a phrasing: a visitor who asked `question` chose `entry_id` under "Did you mean".
+learn_evidence = Table(
+    "faqbot_learn_evidence",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("created_at", Text, nullable=False),
+    Column("kind", Text, nullable=False),  # chosen
+    Column("question", Text, nullable=False),
+    Column("entry_id", Text, nullable=False),
+    Column("thread_id", Text),
+    Index("faqbot_learn_evidence_created", "created_at"),
 )
 
 meta = Table(
