@@ -33,6 +33,7 @@ from faqbot.spend import Spender, StreamSlots
 from faqbot.state.ratelimit import RateLimiter
 from faqbot.store.turns import Face, RoutedBy, TurnRecord
 from faqbot_chainlit import patches, sessions
+from faqbot_chainlit.learning import as_run, keep_offer, record_choice, take_offer
 from faqbot_chainlit.persistence import ensure_schema, open_persistence, persist, resumed_history
 from faqbot_chainlit.sign_in import register_callbacks
 from faqbot_chainlit.startup import start_background
@@ -307,12 +308,8 @@ async def _finish(answer: cl.Message, result: TurnResult, notice: str | None) ->
         for s in result.suggestions
     ] or _related_actions(result)
     await answer.send()
-    if result.suggestions:
-        kept: dict[str, cl.Message] = cl.user_session.get("suggestion_messages") or {}
-        kept[answer.id] = answer
-        while len(kept) > SUGGESTION_MESSAGES_KEPT:
-            kept.pop(next(iter(kept)))
-        cl.user_session.set("suggestion_messages", kept)
+    if result.suggestions:  # with the question asked: a choice is evidence for it (issue 22)
+        keep_offer(answer, result.question, SUGGESTION_MESSAGES_KEPT)
 
 
 def _related_actions(result: TurnResult) -> list[cl.Action]:
@@ -329,7 +326,8 @@ async def on_related(action: cl.Action) -> None:
     click, POST /project/action, was counted at the front door like a message)."""
     chosen = await _ask_chosen(action, "related.chosen")
     if chosen is not None:
-        await on_message(chosen[1])
+        async with as_run(chosen[1]):  # the answer gets the UI's thumbs (faqbot_chainlit.learning)
+            await on_message(chosen[1])
 
 
 async def _ask_chosen(action: cl.Action, event: str) -> tuple[FaqEntry, cl.Message] | None:
@@ -349,8 +347,7 @@ async def _ask_chosen(action: cl.Action, event: str) -> tuple[FaqEntry, cl.Messa
 @cl.action_callback(SUGGESTION_ACTION)
 async def on_suggestion(action: cl.Action) -> None:
     """The user picked a "Did you mean" entry: show its answer, as if they had asked it."""
-    kept: dict[str, cl.Message] = cl.user_session.get("suggestion_messages") or {}
-    offered = kept.pop(action.forId or "", None)
+    offered, asked = take_offer(action.forId)
     declined = {str(a.payload.get("entry_id")) for a in offered.actions} if offered else set()
     if offered is not None:
         await offered.remove_actions()  # one choice per suggestion message
@@ -371,10 +368,12 @@ async def on_suggestion(action: cl.Action) -> None:
     record = _record(result, reply.id, question.id, "suggestion")
     reply.metadata = {"faqbot": record.metadata()}
     reply.actions = _related_actions(result)
-    await reply.send()
+    async with as_run(question):  # under a run, as a typed question's answer: the UI's thumbs
+        await reply.send()
     history: list[ChatTurn] = cl.user_session.get("history") or []
     _remember(history, entry.question, entry.answer)
     await persist(stored, record)
+    await record_choice(stored, settings, asked, entry.id, cl.context.session.thread_id)
 
 
 async def _finish_broken(answer: cl.Message, explanation: str) -> None:

@@ -1,4 +1,5 @@
-"""Background work started with the server: the FAQ watcher, retention, the LLM warm-up."""
+"""Background work started with the server: the FAQ watcher, the learned phrasings' poll,
+retention, the LLM warm-up."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ def start_background(
 ) -> None:
     """Start each job; `tasks` keeps a reference to each (the loop holds tasks only weakly)."""
     start_faq_watcher(settings, holder, tasks)
+    _start_learned_sync(settings, holder, database, tasks)
     _start_retention(settings, database, tasks)
     _start_warm_up(holder, tasks)
 
@@ -39,6 +41,21 @@ def start_faq_watcher(settings: Settings, holder: BotHolder, tasks: set[asyncio.
             log.error("knowledge.watcher_died", error=repr(task.exception()))
 
     task.add_done_callback(ended)
+
+
+def _start_learned_sync(
+    settings: Settings, holder: BotHolder, database: Database | None, tasks: set[asyncio.Task[Any]]
+) -> None:
+    """LEARNED_POLL_SECONDS: serve the phrasings owners attached, on every replica (issue 22;
+    faqbot/ops/learning.py). The first poll runs at once, so a restart serves them too."""
+    if settings.learned_poll_seconds <= 0 or database is None:
+        return
+    from faqbot.ops.learning import LearnedSync
+
+    sync = LearnedSync(holder, database.engine, settings.learned_poll_seconds)
+    task = asyncio.get_running_loop().create_task(sync.run(), name="learned-sync")
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
 
 
 def _start_retention(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import weakref
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -22,6 +23,14 @@ from faqbot.ops.reload import BotHolder
 from faqbot.store import learned as store
 
 log = get_logger("faqbot.learning")
+_RUNNING: weakref.WeakSet[LearnedSync] = weakref.WeakSet()
+
+
+def nudge_all() -> None:
+    """Every poller of this process polls now: an owner's change shows at once on this replica
+    (/admin and the CLI call it after a change; other replicas see it at their next poll)."""
+    for sync in list(_RUNNING):
+        sync.nudge()
 
 
 class LearnedSync:
@@ -56,6 +65,7 @@ class LearnedSync:
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Poll until `stop` is set (or the task is cancelled)."""
         stop = stop or asyncio.Event()
+        _RUNNING.add(self)
         while not stop.is_set():
             self._wake.clear()
             try:
