@@ -64,6 +64,14 @@ class QueryEncoder:
         with self._lock:
             return self._cache.get(text)
 
+    def remember(self, texts: Sequence[str], vectors: np.ndarray) -> None:
+        """Cache query vectors encoded elsewhere: an entry's question row of the dense index is
+        its query vector (the same query-side encoding), so checking a phrasing against the
+        FAQ's own questions (faqbot.answering.learning_check) encodes none of them again."""
+        with self._lock:
+            for text, vector in zip(texts, vectors, strict=True):
+                self._cache[text] = vector
+
     def down(self) -> bool:
         return time.monotonic() < self._down_until
 
