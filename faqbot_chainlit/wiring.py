@@ -40,6 +40,7 @@ def mount_http_api(
     from faqbot.web.admin_login import AdminLogin
     from faqbot.web.app import create_api, default_admin_site
     from faqbot.web.dispatch import PrefixDispatcher
+    from faqbot.web.learn_admin import LearnAdmin
     from faqbot.web.security import (
         CorsRefusalLog,
         SecurityHeadersMiddleware,
@@ -71,6 +72,9 @@ def mount_http_api(
     app.router.routes.insert(0, admin.page_route(f"{cl_config.run.root_path}/admin"))
     # /admin from a browser: the token form (cookie) and the way to sign in (admin_login.py)
     for route in AdminLogin(admin).routes(f"{cl_config.run.root_path}/admin"):
+        app.router.routes.insert(0, route)
+    # /admin/learn: attach visitors' questions to entries (issue 22; faqbot/web/learn_admin.py)
+    for route in LearnAdmin(admin).routes(f"{cl_config.run.root_path}/admin/learn"):
         app.router.routes.insert(0, route)
     app.add_middleware(PrefixDispatcher, api=api, prefix="/api")
     install_gates(app, sio, settings, limiter, data_layer)

@@ -140,7 +140,8 @@ async def test_two_replicas_serve_a_phrasing_within_a_poll_and_keep_it(
         # a file reload (an edit of another category) keeps the learned phrasing
         labs = small_faq_dir / "labs.txt"
         labs.write_text(labs.read_text() + "\nQ: Is there an API?\nA: Yes, a REST API.\n")
-        assert b.refresh() is None and b.status.reloads == 1
+        assert b.refresh() is None
+        assert b.status.reloads == 1
         assert any(e.question == "Is there an API?" for e in b.bot.kb.entries)  # type: ignore[union-attr]
         assert (await _ask(b, UNKNOWN)).sources[0].id == entry
         # a restart: a new process reads it at its first poll
@@ -159,14 +160,15 @@ async def test_two_replicas_serve_a_phrasing_within_a_poll_and_keep_it(
         await store.add(database.engine, "which payment methods do you accept", kind="out_of_scope")
         for holder in (a, b):
             result = await _wait_for(holder, covered, lambda r: r.refused)
-            assert result.sources == () and result.suggestions == ()
+            assert result.sources == ()
+            assert result.suggestions == ()
     finally:
         stop.set()
         await asyncio.gather(*tasks)
 
 
-async def _wait_for(holder: BotHolder, question: str, ok: Any, timeout: float = 10.0) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
+async def _wait_for(holder: BotHolder, question: str, ok: Any, within_s: float = 10.0) -> Any:
+    deadline = asyncio.get_running_loop().time() + within_s
     while True:
         result = await _ask(holder, question)
         if ok(result) or asyncio.get_running_loop().time() > deadline:

@@ -230,7 +230,8 @@ def admin_page(report: Report, *, app_name: str, path: str = "/admin") -> str:
 <body>
 <h1>{escape(app_name)}: what users asked</h1>
 <div class="meta">{escape(report.since)} to {escape(report.until)} (last
-{escape(report.period)}) &middot; <nav>{nav}</nav></div>
+{escape(report.period)}) &middot; <nav>{nav}</nav> &middot;
+<a id="learn-link" href="{escape(path.rstrip("/"))}/learn">Learn from visitors</a></div>
 {_tiles(report.totals)}
 <h2>Questions to write new FAQ entries from</h2>
 <p class="muted">Refused, "did you mean" only, or answered with confidence below

@@ -52,17 +52,25 @@ class AdminSite:
         self._engine_factory = engine
         self._engine: AsyncEngine | None = None
 
+    def bot(self) -> FaqBot | None:
+        """The serving bot (None while no valid FAQ is loaded)."""
+        return self._get_bot()
+
+    def engine(self) -> AsyncEngine:
+        """The database, opened on first use."""
+        if self._engine is None:
+            self._engine = self._engine_factory()
+        return self._engine
+
     def embedder(self) -> Embedder | None:
         bot = self._get_bot()
         semantic = bot.semantic if bot is not None else None
         return semantic.embedder if semantic is not None else None
 
     async def report(self, period: str, low_confidence: float) -> Report:
-        if self._engine is None:
-            self._engine = self._engine_factory()
         try:
             return await build_report(
-                self._engine, period, low_confidence=low_confidence, embedder=self.embedder()
+                self.engine(), period, low_confidence=low_confidence, embedder=self.embedder()
             )
         except SQLAlchemyError as exc:
             log.warning("analytics.database_error", error=f"{type(exc).__name__}"[:200])
