@@ -16,6 +16,7 @@ from faqbot.config import Settings, load_settings
 from faqbot.errors import ConfigError, FaqBotError, FaqFormatError, KnowledgeError
 from faqbot.knowledge import check_dir
 from faqbot.logs import configure_logging
+from faqbot.ops.learn_cli import add_learn_command
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -341,6 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     srv.set_defaults(func=_cmd_serve)
     _add_data_commands(sub)
+    add_learn_command(sub)  # faqbot/ops/learn_cli.py (issue 22)
     hp = sub.add_parser(
         "hash-password",
         help="hash a password for AUTH_USERS (prompted, or read from stdin)",
