@@ -368,7 +368,8 @@ async def on_suggestion(action: cl.Action) -> None:
     record = _record(result, reply.id, question.id, "suggestion")
     reply.metadata = {"faqbot": record.metadata()}
     reply.actions = _related_actions(result)
-    async with as_run(question):  # under a run, as a typed question's answer: the UI's thumbs
+    async with as_run(question) as run:  # under a run, as a typed answer: the UI's thumbs
+        reply.parent_id = run.id
         await reply.send()
     history: list[ChatTurn] = cl.user_session.get("history") or []
     _remember(history, entry.question, entry.answer)
