@@ -175,3 +175,23 @@ async def _wait_for(holder: BotHolder, question: str, ok: Any, within_s: float =
             assert ok(result), result
             return result
         await asyncio.sleep(0.05)
+
+
+async def test_choices_go_with_their_conversation_and_with_age(database: Database) -> None:
+    """A visitor's words in the evidence are erased as their conversation is (delete-user,
+    retention), and by RETENTION_DAYS on their own."""
+    from datetime import UTC, datetime, timedelta
+
+    from faqbot.privacy.retention import apply_retention, delete_threads
+
+    await store.record_choice(database, "mine", "sales-x", "thread-1")
+    await store.record_choice(database, "theirs", "sales-x", "thread-2")
+    counts = await delete_threads(database.engine, ["thread-1"])
+    assert counts["faqbot_learn_evidence"] == 1
+    async with database.engine.connect() as conn:
+        assert [c.question for c in await store.choices(conn, "2000")] == ["theirs"]
+    later = datetime.now(UTC) + timedelta(days=31)
+    counts = await apply_retention(database.engine, 30, now=later)
+    assert counts["faqbot_learn_evidence"] == 1
+    async with database.engine.connect() as conn:
+        assert await store.choices(conn, "2000") == []

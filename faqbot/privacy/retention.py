@@ -29,13 +29,21 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from faqbot.analytics.queries import iso
 from faqbot.logs import get_logger
 from faqbot.store.feedback import rating_id
-from faqbot.store.schema import elements, feedbacks, steps, threads, turns, users
+from faqbot.store.schema import elements, feedbacks, learn_evidence, steps, threads, turns, users
 from faqbot.store.space import reclaim_space
 
 log = get_logger("faqbot.privacy")
 BATCH = 500
 RETENTION_INTERVAL_S = 3600.0  # how often the app applies RETENTION_DAYS while it runs
-TABLES = ("threads", "steps", "elements", "feedbacks", "faqbot_turns", "users")
+TABLES = (
+    "threads",
+    "steps",
+    "elements",
+    "feedbacks",
+    "faqbot_turns",
+    "faqbot_learn_evidence",
+    "users",
+)
 
 
 def cutoff_for(days: int, now: datetime | None = None) -> datetime:
@@ -63,6 +71,9 @@ def _thread_deletes(ids: Sequence[str]) -> list[tuple[str, Delete]]:
             or_(feedbacks.c.threadId.in_(ids), feedbacks.c.forId.in_(step_ids)))),
         ("elements", delete(elements).where(elements.c.threadId.in_(ids))),
         ("faqbot_turns", delete(turns).where(turns.c.thread_id.in_(ids))),
+        # a visitor's "Did you mean" choice (issue 22) goes with their conversation
+        ("faqbot_learn_evidence",
+         delete(learn_evidence).where(learn_evidence.c.thread_id.in_(ids))),
         ("steps", delete(steps).where(steps.c.threadId.in_(ids))),
         ("threads", delete(threads).where(threads.c.id.in_(ids))),
     ]  # fmt: skip
@@ -96,9 +107,11 @@ async def apply_retention(
     orphans = delete(turns).where(
         turns.c.created_at < iso(cutoff), turns.c.thread_id.not_in(select(threads.c.id))
     )
+    old_choices = delete(learn_evidence).where(learn_evidence.c.created_at < iso(cutoff))
     async with engine.begin() as conn:
         counts["faqbot_turns"] += (await conn.execute(orphans)).rowcount or 0
         counts["feedbacks"] += (await conn.execute(_orphan_feedback())).rowcount or 0
+        counts["faqbot_learn_evidence"] += (await conn.execute(old_choices)).rowcount or 0
     if sum(counts.values()):
         log.info("privacy.retention_applied", days=days, cutoff=iso(cutoff), **dict(counts))
     await reclaim_space(engine)
