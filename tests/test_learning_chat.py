@@ -12,6 +12,7 @@ import re
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -78,3 +79,53 @@ async def test_a_choice_is_evidence_and_its_answer_carries_thumbs(tmp_path: Path
                     page.text, re.S)  # fmt: skip
     assert row, page.text[:3000]
     assert f'<option value="{entry_id}" selected>' in row.group(0)
+
+
+@pytest.mark.browser
+def test_in_the_browser_the_chosen_answer_has_thumbs(tmp_path: Path) -> None:
+    """Chromium: the answer to a "Did you mean" choice shows thumbs like any answer, and a
+    thumbs-down clicked there is stored against that answer."""
+    import asyncio
+
+    from tests.browser_support import ARTIFACTS, browser_page
+
+    data = tmp_path / "data"
+    env = {"DATA_DIR": str(data), "CONFIDENCE_THRESHOLD": "1.0", "SUGGEST_THRESHOLD": "0.0"}
+    with chainlit_server(env) as url:
+
+        async def offered() -> str:  # the same question offers the same entries (deterministic)
+            async with ChatClient(url) as chat:
+                return str((await chat.ask(UNSURE_Q)).actions[0]["label"])
+
+        label = asyncio.run(offered())
+        with browser_page() as page_obj:
+            page: Any = page_obj
+            page.goto(url)
+            page.locator("#chat-input").fill(UNSURE_Q)
+            page.locator("#chat-submit").click()
+            choice = page.get_by_role("button", name=label)
+            choice.wait_for(timeout=30_000)
+            page.locator("#stop-button").wait_for(state="detached", timeout=20_000)
+            thumbs = page.locator("button.negative-feedback-off")
+            assert thumbs.count() == 1  # under the "Did you mean" message
+            choice.click()
+            page.locator(".step[data-step-type=user_message]").nth(1).wait_for(timeout=20_000)
+            page.wait_for_function(
+                "document.querySelectorAll('button.negative-feedback-off').length >= 2",
+                timeout=20_000,
+            )
+            thumbs.last.click()
+            dialog = page.get_by_role("dialog")
+            dialog.locator("textarea").fill("not that one")
+            dialog.locator("#submit-feedback").click()
+            page.locator("button.negative-feedback-on").wait_for(timeout=10_000)
+            page.screenshot(path=str(ARTIFACTS / "learning-chosen-thumbs.png"))
+    con = sqlite3.connect(data / "faqbot.db")
+    try:
+        rows = con.execute(
+            'SELECT t.routed_by, f."value", f."comment" FROM feedbacks f '
+            'JOIN faqbot_turns t ON t.id = f."forId"'
+        ).fetchall()
+    finally:
+        con.close()
+    assert rows == [("suggestion", 0, "not that one")]
