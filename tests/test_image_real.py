@@ -41,7 +41,7 @@ from typing import Any
 import pytest
 
 from tests.e2e_support import ChatClient, free_port
-from tests.test_serve import ANSWER, QUESTION, http_json
+from tests.test_serve import ANSWER, QUESTION, ROOT, http_json
 
 IMAGE = os.environ.get("FAQBOT_IMAGE", "faqbot:ci")
 UID = 10001  # the Dockerfile's user (README, SECURITY and deploy/ name it)
@@ -49,17 +49,7 @@ REFUND_Q = "What is your refund policy?"
 FOLLOW_UP = "and is that for new subscriptions only?"
 COMBINED = f"{REFUND_Q} {FOLLOW_UP}"  # offline, a follow-up is searched with the last question
 
-pytestmark = [
-    pytest.mark.chainlit,
-    pytest.mark.skipif(
-        not hasattr(os, "geteuid") or os.geteuid() != 0,
-        reason="needs root to run the image with buildah",
-    ),
-    pytest.mark.skipif(
-        shutil.which("buildah") is None,
-        reason="needs buildah to run the image (.ci/image installs it and builds faqbot:ci)",
-    ),
-]
+pytestmark = pytest.mark.chainlit
 
 
 def buildah(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -92,11 +82,16 @@ class Image:
         return ["/bin/sh", "-c", rest[0]] if kind == "CMD-SHELL" else rest
 
 
-@pytest.fixture(scope="module")
-def image() -> Image:
+def read_image() -> Image | str:
+    """The image's config, or why it cannot stand for this working tree (not root, no buildah,
+    not built, or built from other code: a stale faqbot:ci must not pass for the current one)."""
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return "needs root to run the image with buildah"
+    if shutil.which("buildah") is None:
+        return "needs buildah to run the image (.ci/image installs it and builds faqbot:ci)"
     proc = buildah("inspect", "--type", "image", IMAGE)
     if proc.returncode != 0:
-        pytest.skip(
+        return (
             f"image {IMAGE} not built ({proc.stderr.strip()[:200]}): run .ci/image; "
             "CI runs it first and prints a warning when the build fails"
         )
@@ -104,15 +99,49 @@ def image() -> Image:
     config = (info.get("Docker") or {}).get("config") or {}
     oci = (info.get("OCIv1") or {}).get("config") or {}
     env = dict(item.split("=", 1) for item in (config.get("Env") or oci.get("Env") or []))
-    healthcheck = (config.get("Healthcheck") or {}).get("Test") or []
-    assert healthcheck, f"{IMAGE} has no HEALTHCHECK: build it in docker format (.ci/image does)"
-    return Image(
+    image = Image(
         command=[*(config.get("Entrypoint") or []), *(config.get("Cmd") or [])],
         env=env,
         user=config.get("User") or oci.get("User") or "root",
         workdir=config.get("WorkingDir") or oci.get("WorkingDir") or "/",
-        healthcheck=list(healthcheck),
+        healthcheck=list((config.get("Healthcheck") or {}).get("Test") or []),
     )
+    stale = _files_not_in_image(image)
+    if stale:
+        return (
+            f"{IMAGE} was built from other code than this working tree ({len(stale)} files "
+            f"differ, e.g. {stale[0]}): run .ci/image"
+        )
+    return image
+
+
+def _files_not_in_image(image: Image) -> list[str]:
+    """The working tree's files under the Dockerfile's COPY sources that the image's WORKDIR
+    does not hold byte for byte."""
+    from tests.test_container_emulation import _project_files, dockerfile_copy_sources
+
+    with container() as name:
+        root = Path(_checked(buildah("mount", name)).strip())
+        try:
+            app = root / image.workdir.lstrip("/")
+            return [
+                path
+                for path in _project_files(dockerfile_copy_sources())
+                if not (app / path).is_file()
+                or (app / path).read_bytes() != (ROOT / path).read_bytes()
+            ]
+        finally:
+            buildah("umount", name)
+
+
+@pytest.fixture(scope="module")
+def image() -> Image:
+    found = read_image()
+    if isinstance(found, str):
+        pytest.skip(found)
+    # --format docker keeps it (OCI has no HEALTHCHECK); .ci/image builds so
+    assert found.healthcheck, f"{IMAGE} has no HEALTHCHECK: build it with .ci/image"
+    return found
 
 
 @contextlib.contextmanager
@@ -305,7 +334,14 @@ def test_the_real_image_serves_as_its_user_and_keeps_its_data_across_a_restart(
         assert ANSWER in asyncio.run(_chat(first.url))
         checked = first.exec(*image.health_command())
         assert checked.returncode == 0, f"HEALTHCHECK failed: {checked}"
+        assert (data / "chainlit-files").is_dir()
+        # The bundled model runs as the user over read-only code (it encodes in the background;
+        # waiting for it would take minutes here: its cache's reuse has its own tests).
+        embeddings = http_json(f"{first.url}/api/health")["retrieval"]["embeddings"]
+        assert embeddings["error"] is None, embeddings
+        assert embeddings["state"] in {"encoding", "ready"}, embeddings
         assert first.stop() == 0, first.output()[-4000:]
+        assert not (data / "chainlit-files").exists()  # Chainlit's shutdown rmtree
         assert first.exec(*image.health_command()).returncode != 0  # the check sees it down
         output = first.output()
     assert "PermissionError" not in output, output[-4000:]
@@ -328,6 +364,7 @@ def test_the_real_image_serves_as_its_user_and_keeps_its_data_across_a_restart(
                 "conversation_token": opened["conversation_token"],
             },
         )
+        assert (data / "chainlit-files").is_dir()  # made again after the shutdown rmtree
         assert follow["conversation_id"] == opened["conversation_id"]  # continued
         assert "30-day money-back guarantee" in follow["answer"]
         assert second.stop() == 0, second.output()[-4000:]
