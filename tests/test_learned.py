@@ -179,3 +179,40 @@ def test_export_yaml_lists_what_learning_adds_for_review(kb: KnowledgeBase) -> N
         }
     ]
     assert doc["out_of_scope"] == ["what is the weather"]
+
+
+def test_questions_in_other_scripts_are_not_all_one_duplicate(tmp_path: Path) -> None:
+    # normalise_question folds Chinese and Cyrillic to nothing: two such questions were one
+    # "duplicate question", and a related: item in them named the first such entry
+    folder = tmp_path / "faq"
+    folder.mkdir()
+    (folder / "help.yaml").write_text(
+        "entries:\n"
+        "  - question: \u4f60\u4eec\u6709\u514d\u8d39\u8bd5\u7528\u5417\uff1f\n"
+        "    answer: Yes, 14 days.\n"
+        "  - question: \u5bc6\u7801\u600e\u4e48\u91cd\u7f6e\uff1f\n"
+        "    answer: Click Forgot password.\n"
+        "    related: [\u4f60\u4eec\u6709\u514d\u8d39\u8bd5\u7528\u5417\uff1f]\n"
+        "  - question: \u041a\u0430\u043a \u0441\u0431\u0440\u043e\u0441\u0438\u0442\u044c?\n"
+        "    answer: Same as above.\n"
+        "    related: [\u5bc6\u7801\u600e\u4e48\u91cd\u7f6e\uff1f]\n",
+        encoding="utf-8",
+    )
+    kb = load_knowledge_base(folder)
+    first, second, third = kb.entries
+    assert second.related == (first.id,)
+    assert third.related == (second.id,)
+    learned = [
+        LearnedPhrasing(
+            first.id,
+            "\u0415\u0441\u0442\u044c \u043b\u0438 "
+            "\u043f\u0440\u043e\u0431\u043d\u044b\u0439 \u043f\u0435\u0440\u0438\u043e\u0434?",
+        ),
+        LearnedPhrasing(
+            second.id, "\u0417\u0430\u0431\u044b\u043b \u043f\u0430\u0440\u043e\u043b\u044c"
+        ),
+    ]
+    applied = apply_learned(kb, learned)
+    assert [len(e.alternate_questions) for e in applied.entries] == [1, 1, 0]
+    write_export(kb, learned, tmp_path / "out")
+    assert _summary(load_knowledge_base(tmp_path / "out")) == _summary(applied)

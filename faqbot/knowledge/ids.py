@@ -17,6 +17,15 @@ def normalise_question(text: str) -> str:
     return " ".join(_WORD.findall(folded))
 
 
+def question_key(text: str) -> str:
+    """When two questions are the same: `normalise_question`, or for text it folds to nothing
+    (Cyrillic, Greek, CJK... have no ASCII letters) the NFKC-casefolded words, so that two such
+    questions are not all one empty key."""
+    return normalise_question(text) or " ".join(
+        unicodedata.normalize("NFKC", text).casefold().split()
+    )
+
+
 def entry_id(category: str, question: str, max_len: int = 48) -> str:
     """`<category>-<slug>`: readable, stable while the question text stays the same."""
     words = normalise_question(question).split()

@@ -11,7 +11,6 @@ already indexes as extra question vectors and BM25 text), and the YAML export fo
 from __future__ import annotations
 
 import dataclasses
-import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,7 @@ import yaml
 
 from faqbot.domain import Category, FaqEntry, KnowledgeBase
 from faqbot.errors import InputError
-from faqbot.knowledge.ids import normalise_question
+from faqbot.knowledge.ids import question_key
 from faqbot.knowledge.text_format import NON_PRINTABLE
 from faqbot.prompts import neutralise
 from faqbot.validation import clean_question
@@ -78,10 +77,8 @@ def clean_phrasing(text: str, max_chars: int = MAX_PHRASING_CHARS) -> str:
 
 def phrasing_key(text: str) -> str:
     """What makes two phrasings the same: the loader's duplicate key (case, accents and
-    punctuation ignored), or for text it folds to nothing (other scripts) the casefolded words."""
-    return normalise_question(text) or " ".join(
-        unicodedata.normalize("NFKC", text).casefold().split()
-    )
+    punctuation ignored; for text of other scripts, the casefolded words)."""
+    return question_key(text)
 
 
 def _clean_or_none(text: str) -> str | None:

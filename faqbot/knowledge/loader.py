@@ -10,7 +10,7 @@ from types import MappingProxyType
 
 from faqbot.domain import Category, FaqEntry, KnowledgeBase
 from faqbot.errors import FaqFormatError, FaqProblem, KnowledgeError
-from faqbot.knowledge.ids import entry_id, normalise_question
+from faqbot.knowledge.ids import entry_id, question_key
 from faqbot.knowledge.text_format import LINE_BREAK, RawFile, parse_text
 from faqbot.knowledge.yaml_format import parse_yaml
 
@@ -157,7 +157,7 @@ def check_dir(directory: Path) -> tuple[list[Category], list[FaqProblem]]:
                 )
             seen_ids[e.id] = (path, e.line)
             for text in (e.question, *e.alternate_questions):
-                key = normalise_question(text)
+                key = question_key(text)
                 if key in seen_questions:
                     other, other_line = seen_questions[key]
                     problems.append(
@@ -185,14 +185,14 @@ def _link_related(
         for e in category.entries:
             by_text.setdefault(e.id, e.id)
             for text in (e.question, *e.alternate_questions):
-                by_text.setdefault(normalise_question(text), e.id)
+                by_text.setdefault(question_key(text), e.id)
     linked = []
     for category in categories:
         entries = []
         for e in category.entries:
             ids: list[str] = []
             for text, line in related.get(e.id, ()):
-                target = by_text.get(text) or by_text.get(normalise_question(text))
+                target = by_text.get(text) or by_text.get(question_key(text))
                 if target is None:
                     message = f"related: no entry has the question or id {text!r}"
                     problems.append(FaqProblem(category.path, line, message))
