@@ -73,7 +73,9 @@ async def _post(client: httpx.AsyncClient, **fields: str) -> httpx.Response:
 
 async def test_only_admins_see_or_change_anything(app: dict[str, Any]) -> None:
     client: httpx.AsyncClient = app["client"]
-    assert (await client.get(PATH)).status_code == 401
+    denied = await client.get(PATH)
+    assert denied.status_code == 401
+    assert 'id="sign-in" href="/admin"' in denied.text  # where the token form / sign-in is
     assert (await client.get(PATH, headers={"authorization": "Bearer wrong"})).status_code == 401
     csrf = await _form(client)
     refused = await client.post(PATH, data={"csrf": csrf, "do": "out_of_scope", "question": "x"})

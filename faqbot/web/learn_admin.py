@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import secrets
+from html import escape
 from urllib.parse import urlsplit
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -68,7 +69,16 @@ class LearnAdmin:
         try:
             who = await self.site.gate.check(request)
         except AccessDenied as exc:
-            return _denied_page(exc)
+            if exc.status != 401:
+                return _denied_page(exc)
+            sign_in = request.url.path.rsplit("/learn", 1)[0]  # /admin: its token form, sign-in
+            html = (
+                '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Sign-in '
+                f"required</title></head><body><h1>Sign-in required</h1><p>{escape(exc.message)}"
+                f' <a id="sign-in" href="{escape(sign_in, quote=True)}">Sign in on the admin '
+                "page</a>, then come back.</p></body></html>"
+            )
+            return HTMLResponse(html, 401, headers={**NO_STORE, "WWW-Authenticate": "Bearer"})
         return {"token": "admin (token)", "open": "admin (open)"}.get(who, who)
 
     def _ready(self) -> tuple[FaqBot, AsyncEngine] | Response:
