@@ -29,7 +29,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from faqbot.analytics.learning import suggestions
+from faqbot.analytics.learning import MAX_SUGGESTIONS, suggestions
 from faqbot.analytics.report import parse_since
 from faqbot.answering.bot import FaqBot
 from faqbot.answering.learning_check import Conflict, conflicts
@@ -47,6 +47,7 @@ CSRF_COOKIE = "faqbot_csrf"
 NO_STORE = {"Cache-Control": "no-store"}
 MAX_FIELD_CHARS = 4000
 DEFAULT_PERIOD = "30d"
+PICKER_OPTIONS = 20_000
 
 
 class Forbidden(Exception):
@@ -115,7 +116,9 @@ class LearnAdmin:
             phrasing_key(q) for e in bot.kb.entries for q in (e.question, *e.alternate_questions)
         }
         try:
-            listed = await suggestions(engine, period, known=known)
+            listed = await suggestions(
+                engine, period, known=known, limit=_rows(len(bot.kb.entries))
+            )
             rows = await store.live(engine)
         except Exception as exc:
             log.warning("learn.database_error", error=f"{type(exc).__name__}"[:200])
@@ -193,6 +196,12 @@ class LearnAdmin:
         response = HTMLResponse(html, 409, headers=NO_STORE)
         _set_csrf(response, request, csrf)
         return response
+
+
+def _rows(entries: int) -> int:
+    """Suggestions shown at once: each carries a picker of every entry, so a large FAQ gets
+    fewer rows (the page stays under about PICKER_OPTIONS options); the rest come next time."""
+    return max(10, min(MAX_SUGGESTIONS, PICKER_OPTIONS // max(entries, 1)))
 
 
 def _plain(title: str, text: str, status: int) -> Response:
