@@ -2,7 +2,9 @@
 #   docker build -t faqbot . && docker run -p 8000:8000 -v faqbot-data:/data faqbot
 # The code in /app is owned by root and read-only; the app runs as uid 10001 and writes only
 # under DATA_DIR=/data (vector cache, Chainlit's session files, any SQLite file).
-# tests/test_container_emulation.py rebuilds this layout without Docker and runs it.
+# CI builds this file with buildah (.ci/image, on a stand-in base: `--from`) and
+# tests/test_image_real.py runs the image as its user; where buildah is unavailable,
+# tests/test_container_emulation.py rebuilds this layout without a container and runs it.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
