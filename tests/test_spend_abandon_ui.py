@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -24,6 +25,7 @@ from faqbot.spend import NOTICES
 from tests import fake_openai as fo
 from tests.e2e_support import ChatClient, chainlit_server, server_logs_on_failure
 from tests.test_spend_abandon_api import BUDGET, MAX_TURNS, SLOW_ANSWERS, question, settled
+from tests.vector_support import seed_vectors
 
 pytestmark = [pytest.mark.chainlit, pytest.mark.llm]
 
@@ -34,9 +36,12 @@ def _server_logs(request: pytest.FixtureRequest) -> Iterator[None]:
 
 
 @pytest.fixture(params=["off", "bundled"])
-def url(request: pytest.FixtureRequest, fake_openai: fo.FakeOpenAI) -> Iterator[str]:
+def url(
+    request: pytest.FixtureRequest, fake_openai: fo.FakeOpenAI, tmp_path: Path
+) -> Iterator[str]:
     """The app, lexical-only or with the bundled embedding model (the shipped default: hybrid
-    ranking routes confident questions without the router call)."""
+    ranking routes confident questions without the router call; the vectors, encoded once per
+    session, are copied into its DATA_DIR)."""
     env = {
         "EMBEDDINGS": request.param,
         "OPENAI_API_KEY": "test-key",
@@ -49,6 +54,9 @@ def url(request: pytest.FixtureRequest, fake_openai: fo.FakeOpenAI) -> Iterator[
         "SPEND_CONVERSATION_TOKENS": "0",
         "SPEND_CLIENT_DAILY_TOKENS": str(BUDGET),
     }
+    if request.param == "bundled":
+        shipped = request.getfixturevalue("shipped_vectors")
+        env["DATA_DIR"] = str(seed_vectors(shipped, tmp_path / "data"))
     with chainlit_server(env) as server:
         if request.param == "bundled":
             wait_until_hybrid(server)
