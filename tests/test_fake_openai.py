@@ -221,9 +221,9 @@ async def test_hang_times_out_without_blocking_other_requests(
         return content_of(await stream_chunks(client)), time.monotonic() - started
 
     waited, (answer, took) = await asyncio.gather(hung(), other())
-    assert 0.4 < waited < 1.9
+    assert 0.4 < waited < 5.0  # the client's 0.5 s timeout, long before the 10 s hang ends
     assert answer == "still serving"
-    assert took < 1.0  # not queued behind the 10 s hang
+    assert took < 5.0  # not queued behind the 10 s hang
 
 
 async def test_torn_stream_yields_chunks_then_raises_connection_error(
@@ -344,12 +344,14 @@ async def test_custom_responder_and_pacing() -> None:
             assert content_of([c for _, c in arrivals]) == "a b c d e"
             assert seen[0]["messages"] == USER
             first_content = next(t for t, c in arrivals if c.choices[0].delta.content)
-            assert 0.25 < first_content < 1.0
+            assert 0.25 < first_content < 3.0  # upper bound: a loaded machine
             assert arrivals[-1][0] - first_content > 0.15  # 4 gaps of 50 ms
             fake.script(fo.text("fast", first_token_delay=0, tokens_per_second=0))
             started = time.monotonic()
             assert content_of(await stream_chunks(client)) == "fast"
-            assert time.monotonic() - started < 0.25  # no 0.3 s default delay
+            # No 0.3 s default delay: the whole reply comes before the delayed reply's first
+            # word did (both pay the same machine load)
+            assert time.monotonic() - started < first_content
     assert fake._thread is None
 
 
@@ -365,7 +367,7 @@ async def test_stop_is_prompt_with_a_request_in_flight() -> None:
             await client.chat.completions.create(model="m", messages=USER)
     started = time.monotonic()
     await asyncio.to_thread(fake.stop)
-    assert time.monotonic() - started < 1.5
+    assert time.monotonic() - started < 10  # not held by the 30 s hang
     assert not thread.is_alive()
 
 
@@ -563,8 +565,10 @@ async def test_profile_paces_a_streamed_answer_and_sets_its_length() -> None:
     assert "".join(c.choices[0].delta.content for _, c in words).split() == (
         "Yes, 20% off. Yes, 20% off. Yes, 20% off. Yes,".split()
     )  # exactly 10 tokens: the answer repeated, then cut
-    assert 0.18 < words[0][0] < 0.6  # first token after 200 ms
-    assert 0.14 < words[-1][0] - words[0][0] < 0.6  # 9 gaps of 20 ms
+    assert 0.18 < words[0][0] < 3.0  # first token after 200 ms (upper bound: a loaded machine)
+    # 9 gaps of 20 ms after it: the last token cannot arrive before 0.38 s (a loaded client
+    # may read several tokens at once, so the gaps it sees are no measure)
+    assert 0.36 < words[-1][0] < 3.0
     assert arrivals[-1][1].usage.completion_tokens == 10
     assert fake.usages[0]["completion_tokens"] == 10
 
@@ -586,8 +590,8 @@ async def test_profile_makes_a_non_streamed_answer_wait_for_all_its_tokens() -> 
             zero = time.monotonic() - started
     assert len(done.choices[0].message.content.split()) == 10
     assert done.usage.completion_tokens == 10
-    assert 0.36 < elapsed < 1.0  # 200 ms + 9 token times of 20 ms, as the streamed reply
-    assert zero < 0.2
+    assert 0.36 < elapsed < 3.0  # 200 ms + 9 token times of 20 ms, as the streamed reply
+    assert zero < elapsed  # the zero profile waits for nothing
 
 
 async def test_profile_applies_to_tool_calls_streamed_and_not() -> None:
@@ -613,7 +617,7 @@ async def test_profile_applies_to_tool_calls_streamed_and_not() -> None:
     assert json.loads(call.function.arguments) == {"question": USER[0]["content"]}
     assert plain.usage.completion_tokens == 8
     for took in (streamed, non_streamed):  # 200 ms + 8 fragments of 20 ms
-        assert 0.34 < took < 1.0
+        assert 0.34 < took < 3.0
 
 
 async def test_reset_restores_the_initial_profile_and_stall(fake_openai: fo.FakeOpenAI) -> None:
@@ -652,7 +656,7 @@ async def test_control_endpoints_set_profile_and_stall_and_report_usage() -> Non
             started = time.monotonic()
             with pytest.raises(openai.APITimeoutError):
                 await client.chat.completions.create(model="m", messages=USER)
-            assert time.monotonic() - started < 2
+            assert time.monotonic() - started < 10  # the client's timeout, not the 30 s stall
             await http.post("/_fake/profile", json={"stall_seconds": None})
             await http.post("/_fake/reset")
             assert (await http.get("/_fake/stats")).json()["chat_calls"] == 0

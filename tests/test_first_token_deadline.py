@@ -24,7 +24,9 @@ from tests import fake_openai as fo
 
 pytestmark = pytest.mark.llm
 DEADLINE_S = 1.0
-MARGIN_S = 0.5  # scheduling on a shared 2-core machine, the offline answer, the fake's thread
+# Scheduling on a shared, loaded 2-core machine, the offline answer, the fake's thread; still far
+# below what a missed deadline costs (the 30 s stall, the 20 s client timeout)
+MARGIN_S = 2.0
 DISCOUNT = "Yes, we offer a 20% discount for annual subscriptions on all plans."
 SLOW = (
     "Yes: paying yearly gives you a 20% discount on every plan, and you can switch from "
@@ -74,7 +76,7 @@ async def test_a_stalled_provider_costs_each_question_the_deadline_then_nothing(
     print("waits:", ", ".join(f"{w:.2f} s" for w in waits), f"(worst {max(waits):.2f} s)")
     for wait in waits[:3]:
         assert DEADLINE_S - 0.05 <= wait < DEADLINE_S + MARGIN_S
-    assert max(waits[3:]) < 0.2  # the breaker is open: no wait at all
+    assert max(waits[3:]) < DEADLINE_S / 2  # the breaker is open: the deadline is not waited
     assert len(fake_openai.requests) == 3  # one router call each; none once the breaker opened
     assert bot.breaker.state == "open"
 

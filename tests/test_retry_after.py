@@ -52,7 +52,7 @@ async def test_a_long_retry_after_falls_back_at_once_and_opens_the_breaker(
     assert first.fallback
     assert first.fallback_reason == ("LLM_RATE_LIMITED" if status == 429 else "LLM_UNAVAILABLE")
     assert first.answer == DISCOUNT  # the offline answer, quoted from the FAQ
-    assert elapsed < 1.0
+    assert elapsed < 5.0  # the 20 s Retry-After was not waited out
     assert len(fake_openai.requests) == 1  # the SDK did not wait to retry
     assert bot.breaker.state == "open"
     assert 19.0 <= bot.breaker.snapshot()["retry_in_s"] <= 20.0  # type: ignore[operator]
@@ -60,7 +60,7 @@ async def test_a_long_retry_after_falls_back_at_once_and_opens_the_breaker(
     second, elapsed = await ask(bot)
     assert second.fallback_reason == "circuit_open"
     assert len(fake_openai.requests) == 1  # within the 20 s the LLM is not called
-    assert elapsed < 1.0
+    assert elapsed < 5.0
 
 
 async def test_after_the_retry_after_window_the_llm_is_tried_again(
@@ -121,7 +121,7 @@ async def test_the_retry_wait_bound_follows_the_first_token_deadline(
     fake_openai.script(fo.rate_limited(retry_after=0.8))
     result, elapsed = await ask(bot)
     assert result.fallback_reason == "LLM_RATE_LIMITED"
-    assert elapsed < 0.5
+    assert elapsed < 0.8  # sooner than the Retry-After: it was not waited out
     assert len(fake_openai.requests) == 1  # no retry
     assert bot.breaker.state == "open"
     await asyncio.sleep(0.85)  # the breaker's window ends; a 0.4 s Retry-After fits: retried

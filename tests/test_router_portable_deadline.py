@@ -56,4 +56,4 @@ async def test_a_silent_provider_still_costs_at_most_the_longer_deadline(fake_op
     elapsed = time.monotonic() - started
     deadline = m.first_token_deadline(estimate_prompt(LONG, ()))
     assert deadline is not None
-    assert deadline - 0.1 < elapsed < deadline + 0.5
+    assert deadline - 0.1 < elapsed < deadline + 2.0  # margin: a loaded machine; the hang is 30 s
