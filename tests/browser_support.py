@@ -1,11 +1,19 @@
-"""Headless Chromium (Debian's package) through Playwright, never contacting outside hosts."""
+"""Headless Chromium (Debian's package) through Playwright, never contacting outside hosts.
+
+One Playwright driver and one Chromium serve the whole test session (each start costs 2-5 s on
+a loaded 2-core machine); every `browser_page()` gets a fresh browser context (its own cookies,
+storage and cache), which is the isolation the tests need.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import contextlib
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import pytest
@@ -38,18 +46,72 @@ def _local_only(route: object) -> None:
         route.abort()  # type: ignore[attr-defined]
 
 
+class _SharedBrowser:
+    """The session's Playwright and Chromium, started on first use, stopped at exit.
+
+    Playwright's sync API marks its own event loop as the thread's running loop whenever a call
+    returns (it runs that loop between calls); left so between tests, every `asyncio.run()` and
+    async test after a browser test would fail ("cannot be called from a running event loop").
+    So the mark is set only while a page is in use, and cleared when it is handed back.
+    """
+
+    def __init__(self) -> None:
+        self._manager: Any = None
+        self._browser: Any = None
+
+    def _start(self) -> None:
+        from playwright.sync_api import sync_playwright
+
+        self._manager = sync_playwright()
+        playwright = self._manager.start()
+        self._browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        atexit.register(self.stop)
+
+    def _activate(self) -> None:
+        asyncio._set_running_loop(self._manager._loop)  # see the class docstring
+
+    @staticmethod
+    def _deactivate() -> None:
+        asyncio._set_running_loop(None)
+
+    @contextlib.contextmanager
+    def page(self) -> Iterator[object]:
+        if self._browser is not None and not self._browser.is_connected():
+            self.stop()  # Chromium died (a crashed test): start another
+        try:
+            if self._browser is None:
+                self._start()
+            else:
+                self._activate()
+            context = self._browser.new_context(viewport={"width": 1280, "height": 900})
+            try:
+                context.route("**/*", _local_only)
+                yield context.new_page()
+            finally:
+                context.close()
+        finally:
+            self._deactivate()
+
+    def stop(self) -> None:
+        manager, self._manager, self._browser = self._manager, None, None
+        if manager is None:
+            return
+        try:
+            with contextlib.suppress(Exception):
+                asyncio._set_running_loop(manager._loop)
+                manager.__exit__()
+        finally:
+            self._deactivate()
+
+
+_SHARED = _SharedBrowser()
+
+
 @contextlib.contextmanager
 def browser_page() -> Iterator[object]:
-    """A fresh page whose requests to non-loopback hosts are aborted."""
+    """A fresh page (in a new context of the session's Chromium) whose requests to non-loopback
+    hosts are aborted. Use from synchronous tests (Playwright's sync API)."""
     require_chromium()
-    from playwright.sync_api import sync_playwright
-
     ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            context = browser.new_context(viewport={"width": 1280, "height": 900})
-            context.route("**/*", _local_only)
-            yield context.new_page()
-        finally:
-            browser.close()
+    with _SHARED.page() as page:
+        yield page
