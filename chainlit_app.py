@@ -19,7 +19,6 @@ from faqbot.answering.render import (
     GONE,
     chosen_markdown,
     message_markdown,
-    route_markdown,
     unavailable_text,
     watermark,
     welcome_markdown,
@@ -35,6 +34,7 @@ from faqbot.store.turns import Face, RoutedBy, TurnRecord
 from faqbot_chainlit import patches, sessions
 from faqbot_chainlit.learning import as_run, keep_offer, record_choice, take_offer
 from faqbot_chainlit.persistence import ensure_schema, open_persistence, persist, resumed_history
+from faqbot_chainlit.route_step import show_route
 from faqbot_chainlit.sign_in import register_callbacks
 from faqbot_chainlit.startup import start_background
 from faqbot_chainlit.wiring import mount_http_api
@@ -66,6 +66,7 @@ HISTORY_LIMIT = 20  # turns kept per session (the router sees LLM_HISTORY_TURNS 
 PROFILE = "FAQ assistant"
 SUGGESTION_ACTION = "faq_suggestion"
 RELATED_ACTION = "faq_related"  # a related question under an answer: asked when clicked
+ASK_ICON = "corner-down-right"  # marks a question button; public/faqbot.css gives each its row
 SUGGESTION_MESSAGES_KEPT = 5  # suggestion messages per session whose buttons still work
 UNAVAILABLE = unavailable_text(settings.support_contact.strip() or None)
 # A socket that closes mid-answer cancels the answer (and its LLM call) unless the same session
@@ -202,23 +203,7 @@ async def _answer(message: cl.Message, spender: Spender) -> None:
         async for event in stream:
             if isinstance(event, RouteDecided):
                 routed_by = event.via
-                if step is None:
-                    parent = cl.context.current_step
-                    step = cl.Step(
-                        name="Router",
-                        type="tool",
-                        show_input=False,
-                        parent_id=parent.id if parent else None,
-                        default_open=not brief,  # the widget stays compact
-                    )
-                    step.input = message.content
-                    step.output = route_markdown(event)
-                    step.metadata = {"faqbot": _route_metadata(event)}
-                    await step.send()
-                else:
-                    step.output = route_markdown(event)
-                    step.metadata = {"faqbot": _route_metadata(event)}
-                    await step.update()
+                step = await show_route(step, event, message.content)
             elif isinstance(event, Fallback):
                 notice = event.message
                 if answer.content:  # discard a partial LLM answer; the offline one replaces it
@@ -249,15 +234,6 @@ async def _answer(message: cl.Message, spender: Spender) -> None:
     await _finish(answer, result, notice)
     _remember(history, result.question, result.answer)
     await persist(stored, record)
-
-
-def _route_metadata(event: RouteDecided) -> dict[str, Any]:
-    return {
-        "category": event.category,
-        "confidence": round(event.confidence, 4),
-        "routed_by": event.via,
-        "standalone_question": event.standalone_question,
-    }
 
 
 def _face() -> Face:
@@ -304,7 +280,9 @@ async def _finish(answer: cl.Message, result: TurnResult, notice: str | None) ->
         log.exception("chat.footer_failed")
         answer.content = result.answer
     answer.actions = [
-        cl.Action(name=SUGGESTION_ACTION, payload={"entry_id": s.id}, label=s.question)
+        cl.Action(
+            name=SUGGESTION_ACTION, payload={"entry_id": s.id}, label=s.question, icon=ASK_ICON
+        )
         for s in result.suggestions
     ] or _related_actions(result)
     await answer.send()
@@ -315,7 +293,7 @@ async def _finish(answer: cl.Message, result: TurnResult, notice: str | None) ->
 def _related_actions(result: TurnResult) -> list[cl.Action]:
     """Up to three related questions under an answer, as buttons (issue 21)."""
     return [
-        cl.Action(name=RELATED_ACTION, payload={"entry_id": s.id}, label=s.question)
+        cl.Action(name=RELATED_ACTION, payload={"entry_id": s.id}, label=s.question, icon=ASK_ICON)
         for s in result.related
     ]
 

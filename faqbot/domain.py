@@ -78,6 +78,10 @@ class KnowledgeBase:
 
 Role = Literal["user", "assistant"]
 
+# The name of the step that shows how a question was routed (chat UI, stored threads): visitors
+# read it as "Used FAQ lookup" above the answer.
+ROUTE_STEP_NAME = "FAQ lookup"
+
 
 @dataclass(frozen=True, slots=True)
 class ChatTurn:

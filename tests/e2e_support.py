@@ -30,6 +30,8 @@ from typing import Any
 
 import socketio
 
+from faqbot.domain import ROUTE_STEP_NAME
+
 ROOT = Path(__file__).resolve().parent.parent
 PROFILE = "FAQ assistant"
 _LOGS: dict[str, Callable[[], str]] = {}  # base URL -> that server's output so far
@@ -196,7 +198,7 @@ class Turn:
     @property
     def router(self) -> dict[str, Any] | None:
         """The Router step as last sent (its output is the route markdown)."""
-        found = [s for s in self.steps if s.get("name") == "Router"]
+        found = [s for s in self.steps if s.get("name") == ROUTE_STEP_NAME]
         return found[-1] if found else None
 
     @property

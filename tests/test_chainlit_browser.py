@@ -2,9 +2,9 @@
 
 What the UI shows (Chainlit 2.12.0): the chat profile's markdown_description is the welcome
 screen, above the input; the profile's starters are buttons `#starters button` (ids
-`starter-<slugified question>`); a tool step renders as "Used Router" with id `#step-Router`;
+`starter-<slugified question>`); a tool step renders as "Used FAQ lookup" with id `step-FAQ lookup`;
 each message is a `.step` (`data-step-type` user_message, tool, assistant_message); the step's
-body sits in the `.step` that holds `#step-Router`.
+body sits in the `.step` that holds `[id="step-FAQ lookup"]`.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ pytestmark = pytest.mark.browser
 QUESTION = "Do you offer discounts for annual subscriptions?"
 DISCOUNT = "Yes, we offer a 20% discount for annual subscriptions on all plans."
 FOLLOW_UP = "and what about for the Enterprise plan?"
+STEP = '[id="step-FAQ lookup"]'  # the route step's accordion button (ROUTE_STEP_NAME)
 SCREENSHOT = ARTIFACTS / "chainlit-conversation.png"
 
 
@@ -66,12 +67,14 @@ def test_welcome_starter_router_step_and_follow_up(app_url: str) -> None:
         # Click a starter: the user's message, the Router step, the streamed answer.
         page.get_by_role("button", name=QUESTION).click()
         page.get_by_text(DISCOUNT).first.wait_for(timeout=15_000)
-        header = page.locator("#step-Router").first  # the step's accordion button
+        header = page.locator(STEP).first  # the step's accordion button
         header.wait_for()
-        assert header.inner_text().split() == ["Used", "Router"]
-        assert header.get_attribute("aria-expanded") == "true"  # open by default in the webapp
-        router = page.locator(".step[data-step-type=tool]:has(#step-Router)")
-        assert "Category: sales · confidence" in router.first.inner_text()
+        assert header.inner_text().split() == ["Used", "FAQ", "lookup"]
+        assert header.get_attribute("aria-expanded") == "false"  # collapsed: the answer first
+        router = page.locator(f".step[data-step-type=tool]:has({STEP})")
+        assert "Topic:" not in router.first.inner_text()
+        header.click()  # one click shows how the question was routed
+        assert "Topic: sales · confidence" in router.first.inner_text()
         page.get_by_text("sales · confidence").first.wait_for()
         assert page.get_by_text("Sources:").first.is_visible()
         assert page.locator("#starters").count() == 0  # the welcome screen gave way
@@ -79,8 +82,9 @@ def test_welcome_starter_router_step_and_follow_up(app_url: str) -> None:
         # A typed follow-up in the same session, answered from the same category.
         page.fill("#chat-input", FOLLOW_UP)
         page.click("#chat-submit")
-        page.locator("#step-Router").nth(1).wait_for(timeout=15_000)
-        assert "Category: sales" in router.nth(1).inner_text()
+        page.locator(STEP).nth(1).wait_for(timeout=15_000)
+        page.locator(STEP).nth(1).click()
+        assert "Topic: sales" in router.nth(1).inner_text()
         meta = page.get_by_text("offline: quoted from the FAQ")
         meta.nth(1).wait_for(timeout=15_000)
         assert meta.nth(1).inner_text().startswith("sales")

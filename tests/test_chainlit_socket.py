@@ -82,9 +82,9 @@ async def test_router_step_tokens_and_sources(offline_url: str) -> None:
     router = turn.router
     assert router is not None, turn.events
     assert router["type"] == "tool"
-    assert re.search(r"Category: \*\*sales\*\* · confidence \d+%", router["output"])
-    assert f"Searched the FAQ for: {QUESTION}" in router["output"]
-    assert "Routed by: retrieval" in router["output"]
+    assert re.search(r"Topic: \*\*sales\*\* · confidence \d+%", router["output"])
+    assert f"Looked up: {QUESTION}" in router["output"]
+    assert "Found by: FAQ search" in router["output"]
     assert turn.events.index("stream_start") > turn.events.index("new_message")  # step first
     assert turn.text == DISCOUNT
     # The first word at once, the rest joined (UI_TOKEN_INTERVAL_MS, default 40 ms): fewer
@@ -105,7 +105,7 @@ async def test_out_of_scope_is_refused(offline_url: str) -> None:
     assert REFUSAL in turn.reply
     assert "**Sources:**" not in turn.reply
     assert turn.router is not None
-    assert "Category: **none**" in turn.router["output"]
+    assert "Topic: **none**" in turn.router["output"]
     assert "not covered" in turn.reply
     # Nothing was quoted: the meta line says what happened, and where to turn instead.
     assert "quoted from the FAQ" not in turn.reply
@@ -125,7 +125,7 @@ async def test_offline_follow_up_in_the_same_session(offline_url: str) -> None:
     # Offline, the follow-up is searched together with the previous question.
     combined = "What is your refund policy? and is that for new subscriptions only?"
     assert combined in follow.router["output"]
-    assert "Category: **sales**" in follow.router["output"]
+    assert "Topic: **sales**" in follow.router["output"]
     assert REFUND in follow.reply
     assert "**Sources:**" in follow.reply
     assert "Visa" in third.reply
@@ -181,7 +181,7 @@ async def test_llm_follow_up_is_routed_with_history(llm_url: str, fake_openai: A
         first = await chat.ask("Do you offer discounts?")
         follow = await chat.ask("and is that for new subscriptions only?")
     assert first.router is not None
-    assert "Routed by: llm" in first.router["output"]
+    assert "Found by: AI assistant" in first.router["output"]
     assert first.reply.startswith(DISCOUNT)
     assert "quoted from the FAQ" not in first.reply
     assert f"**Sources:** [{QUESTION}](/api/faq/{DISCOUNT_ID})" in first.reply
@@ -196,9 +196,9 @@ async def test_llm_follow_up_is_routed_with_history(llm_url: str, fake_openai: A
     assert any(DISCOUNT in c for c in contents(answer_calls(fake_openai)[1]))
 
     assert follow.router is not None
-    assert f"Standalone question: {QUESTION}" in follow.router["output"]
-    assert "Category: **sales**" in follow.router["output"]
-    assert "Routed by: llm" in follow.router["output"]
+    assert f"Understood as: {QUESTION}" in follow.router["output"]
+    assert "Topic: **sales**" in follow.router["output"]
+    assert "Found by: AI assistant" in follow.router["output"]
     assert len(follow.tokens) >= 5
     assert follow.text == DISCOUNT
     assert follow.reply.startswith(DISCOUNT)
@@ -214,7 +214,7 @@ async def test_llm_fault_becomes_a_fallback_answer(llm_url: str, fake_openai: An
     assert "quoted directly from the FAQ" in turn.reply
     assert "fallback: quoted from the FAQ" in turn.reply
     assert turn.router is not None
-    assert "Routed by: retrieval" in turn.router["output"]
+    assert "Found by: FAQ search" in turn.router["output"]
     assert turn.errors == []
     assert REFUND in after.reply
     assert "fallback" not in after.reply

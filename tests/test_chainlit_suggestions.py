@@ -76,9 +76,7 @@ async def test_clicking_a_suggestion_answers_it_and_removes_the_buttons(unsure_u
     assert "chosen from the suggestions · quoted from the FAQ" in clicked.reply
     # The chosen question is in the session's history: the follow-up is read with it.
     assert follow.router is not None
-    assert (
-        f"Searched the FAQ for: {entry.question} and what about that?" in (follow.router["output"])
-    )
+    assert f"Looked up: {entry.question} and what about that?" in (follow.router["output"])
 
 
 async def test_a_suggestion_removed_by_a_reload_is_answered_politely(unsure_url: str) -> None:

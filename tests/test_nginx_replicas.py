@@ -133,7 +133,7 @@ def test_a_browser_session_streams_through_nginx(cluster: Cluster) -> None:
         page.locator("#chat-input").fill(QUESTION)  # type: ignore[attr-defined]
         page.locator("#chat-submit").click()  # type: ignore[attr-defined]
         page.get_by_text(DISCOUNT).first.wait_for(timeout=20_000)  # type: ignore[attr-defined]
-        page.locator("#step-Router").first.wait_for()  # type: ignore[attr-defined]
+        page.locator('[id="step-FAQ lookup"]').first.wait_for()  # type: ignore[attr-defined]
 
 
 async def test_an_api_conversation_started_on_a_continues_on_b(cluster: Cluster) -> None:

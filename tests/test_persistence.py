@@ -150,7 +150,7 @@ def _check_api(
     )
     assert [s[0] for s in steps] == ["user_message", "tool", "assistant_message"] * 2
     assert steps[3][1] == FOLLOW_UP
-    assert "Category: **sales**" in steps[4][1]
+    assert "Topic: **sales**" in steps[4][1]
     answer_meta = json.loads(steps[5][2])["faqbot"]
     assert answer_meta["entry_ids"] == [REFUND_ID]
     assert answer_meta["outcome"] == "answered"

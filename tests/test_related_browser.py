@@ -40,6 +40,7 @@ def test_clicking_a_related_question_asks_it_in_the_same_thread(app_url: str) ->
         # the author's `related:` list in faqs/account.yaml, as buttons under the answer
         page.get_by_role("button", name=ROLES.question).wait_for(timeout=15_000)
         assert page.get_by_role("button", name=REMOVE.question).count() == 1
+        _assert_one_question_per_row(page, [ROLES.question, REMOVE.question])
         page.screenshot(path=str(ARTIFACTS / "related.png"))
         page.get_by_role("button", name=REMOVE.question).click()
 
@@ -50,3 +51,15 @@ def test_clicking_a_related_question_asks_it_in_the_same_thread(app_url: str) ->
         link = page.get_by_role("link", name=REMOVE.question)
         assert link.get_attribute("href") == f"/api/faq/{REMOVE.id}"
         assert len(page.get_by_text(REMOVE.answer[:60]).all()) == 1  # answered once
+
+
+def _assert_one_question_per_row(page: Any, questions: list[str]) -> None:
+    """Issue 24: question buttons sit each on its own row below the copy/thumbs icons, not
+    beside them (Chainlit 2.12 puts all of a message's actions in the icons' row)."""
+    thumbs = page.locator(".positive-feedback-off").first.bounding_box()
+    boxes = [page.get_by_role("button", name=q).bounding_box() for q in questions]
+    assert all(box["y"] >= thumbs["y"] + thumbs["height"] - 1 for box in boxes), (thumbs, boxes)
+    assert boxes[1]["y"] >= boxes[0]["y"] + boxes[0]["height"] - 1, (
+        boxes
+    )  # stacked, not side by side
+    assert abs(boxes[0]["x"] - boxes[1]["x"]) < 2, boxes  # left-aligned in one column

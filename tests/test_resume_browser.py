@@ -67,7 +67,7 @@ def test_sign_in_ask_reload_resume_from_sidebar_and_follow_up(tmp_path: Path) ->
         page.locator("#chat-input").wait_for(timeout=20_000)
         page.fill("#chat-input", FOLLOW_UP)
         page.click("#chat-submit")
-        page.locator("#step-Router").nth(1).wait_for(timeout=30_000)
+        page.locator('[id="step-FAQ lookup"]').nth(1).wait_for(timeout=30_000)
         page.get_by_text(FOLLOW_UP).first.wait_for()
         page.locator("#stop-button").wait_for(state="detached", timeout=20_000)
         page.screenshot(path=str(ARTIFACTS / "resume-follow-up.png"))

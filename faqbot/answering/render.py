@@ -73,13 +73,17 @@ def contact_line(contact: str | None, answer: str = "") -> str:
     return f"Need more help? Contact support: {contact}"
 
 
+_FOUND_BY = {"retrieval": "FAQ search", "llm": "AI assistant", "cache": "an earlier answer"}
+
+
 def route_markdown(event: RouteDecided) -> str:
     if event.category is None:
-        head = "Category: **none** - the FAQ does not seem to cover this"
+        head = "Topic: **none** - the FAQ does not seem to cover this"
     else:
-        head = f"Category: **{event.category}** · confidence {event.confidence:.0%}"
-    label = "Searched the FAQ for" if event.via == "retrieval" else "Standalone question"
-    return f"{head}\n\n{label}: {event.standalone_question}\n\nRouted by: {event.via}"
+        head = f"Topic: **{event.category}** · confidence {event.confidence:.0%}"
+    label = "Looked up" if event.via == "retrieval" else "Understood as"
+    found = _FOUND_BY.get(event.via, event.via)
+    return f"{head}\n\n{label}: {event.standalone_question}\n\nFound by: {found}"
 
 
 def _link_text(text: str) -> str:

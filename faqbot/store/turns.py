@@ -18,7 +18,7 @@ from sqlalchemy import Connection, Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from faqbot.domain import ChatTurn, TurnResult
+from faqbot.domain import ROUTE_STEP_NAME, ChatTurn, TurnResult
 from faqbot.store.database import Database
 from faqbot.store.feedback import rate
 from faqbot.store.requester import Requester
@@ -218,7 +218,7 @@ class Store:
                 createdAt=at[0], start=at[0], end=at[0], metadata="{}", **base,
             ),
             dict(
-                id=new_id(), name="Router", type="tool", parentId=question_id,
+                id=new_id(), name=ROUTE_STEP_NAME, type="tool", parentId=question_id,
                 input=record.question, output=route_output, createdAt=at[1], start=at[1],
                 end=at[1], showInput="false",
                 metadata=json.dumps({"faqbot": route_metadata(record)}), **base,
