@@ -185,7 +185,7 @@ class Settings(BaseSettings):
     # FAQ owners' analytics and privacy (faqbot/analytics, faqbot/privacy)
     retention_days: int = Field(default=0, ge=0, le=36_500)  # 0 = keep conversations forever
     mask_pii: bool = False  # mask e-mail addresses and phone numbers in stored questions and logs
-    analytics_enabled: bool = False  # /api/analytics and /admin without sign-in (see README)
+    analytics_enabled: bool = False  # /admin without sign-in: docs/analytics-and-admin.md
     admin_token: SecretStr | None = None  # Bearer token for /api/analytics and /admin
     admin_users: Annotated[list[str], NoDecode] = Field(default_factory=list)  # identifiers
 
