@@ -41,6 +41,7 @@ from typing import Any
 import pytest
 
 from tests.e2e_support import ChatClient, free_port
+from tests.test_container_emulation import _project_files, dockerfile_copy_sources
 from tests.test_serve import ANSWER, QUESTION, ROOT, http_json
 
 IMAGE = os.environ.get("FAQBOT_IMAGE", "faqbot:ci")
@@ -118,8 +119,6 @@ def read_image() -> Image | str:
 def _files_not_in_image(image: Image) -> list[str]:
     """The working tree's files under the Dockerfile's COPY sources that the image's WORKDIR
     does not hold byte for byte."""
-    from tests.test_container_emulation import _project_files, dockerfile_copy_sources
-
     with container() as name:
         root = Path(_checked(buildah("mount", name)).strip())
         try:
