@@ -103,19 +103,24 @@ class OfflineEngine:
         await self.retriever.prepare([question, asked] if asked and follow_up else [question])
         if asked and follow_up:  # its vector from the two (already encoded): no model call
             self.retriever.blend(joined_query, (asked, question))
-        alone = self._decide(question, category)
+        # a follow-up that refers back has its topic in the conversation: its own few words
+        # ("where is it kept?") are not held to the topic-word check (hybrid.py)
+        own = not follow_up
+        alone = self._decide(question, category, check_topic=own)
         if asked is None:
             return alone
         previous = previous_entry(history, self.retriever.entries) or self._given(history, asked)
         skip = (previous.id,) if previous and not self._names(question, previous) else ()
         if skip and _top_id(alone) == skip[0] and not alone.answerable:
             # the entry just given, and the new words alone are not sure of it: not a repeat
-            alone = self._decide(question, category, exclude=skip)
+            alone = self._decide(question, category, exclude=skip, check_topic=own)
         if not follow_up:
             return alone
-        readings = [self._decide(joined_query, category, exclude=skip)]
+        readings = [self._decide(joined_query, category, exclude=skip, check_topic=False)]
         if previous is not None and category is None:  # the new words, in the same category
-            readings.append(self._decide(question, previous.category, exclude=skip))
+            readings.append(
+                self._decide(question, previous.category, exclude=skip, check_topic=False)
+            )
         return self._resolve(alone, readings, previous if not skip else None)
 
     def _resolve(
@@ -171,10 +176,17 @@ class OfflineEngine:
         return OfflineDecision(context.query, result, "suggest")
 
     def _decide(
-        self, query: str, category: str | None, exclude: Sequence[str] = ()
+        self,
+        query: str,
+        category: str | None,
+        exclude: Sequence[str] = (),
+        *,
+        check_topic: bool = True,
     ) -> OfflineDecision:
         k = max(self.top_k, MAX_SUGGESTIONS)
-        result = self.retriever.search(query, k=k, category=category, exclude=exclude)
+        result = self.retriever.search(
+            query, k=k, category=category, exclude=exclude, check_topic=check_topic
+        )
         zone = self.zones.zone(result.confidence)
         if zone != "answer":
             return self._exactly(query, result) or OfflineDecision(query, result, zone)

@@ -21,7 +21,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from cachetools import LRUCache
@@ -31,6 +31,7 @@ from faqbot.errors import EmbeddingError
 from faqbot.logs import get_logger
 from faqbot.retrieval.confidence import LEXICAL_ZONES, Calibrator, Features, Zones
 from faqbot.retrieval.embedders import Embedder
+from faqbot.retrieval.frames import topic_words
 from faqbot.retrieval.lexical import Hit, Retriever, SearchResult, Tokenizer, zscore
 from faqbot.retrieval.vectors import QA, DenseIndex
 
@@ -40,6 +41,11 @@ QA_WEIGHT = 1.0
 RELATED = 3  # related questions offered under an answer
 ANSWER_WEIGHT = 0.6
 LEXICAL_WEIGHT = 0.15
+# An answer whose topic words are not all found in the entry needs them to point at the entry by
+# meaning on their own: the entry's dense score (summed z-scores, scale-free) for the topic words
+# alone at least TOPIC_SUPPORT, else the confidence is held in the "Did you mean" zone. Chosen on
+# tune parts (bench/RESULTS.md, "Topic-word evidence").
+TOPIC_SUPPORT = 6.0
 
 
 class QueryEncoder:
@@ -184,6 +190,7 @@ class HybridRetriever:
         self._recent: LRUCache[str, _Scores] = LRUCache(maxsize=64)
         self._related: dict[str, tuple[FaqEntry, ...]] = {}
         self._recent_lock = threading.Lock()
+        self.check_topics = True  # bench/calibrate.py turns it off to report the old behaviour
 
     # --- the lexical retriever's surface (router, answerer, offline engine use it) ---
     @property
@@ -245,8 +252,27 @@ class HybridRetriever:
         return self._zones or self.calibrator.zones
 
     async def prepare(self, texts: Sequence[str]) -> None:
-        if self.dense is not None and self.queries is not None:
-            await self.queries.prepare(texts)
+        """Encode the texts off the event loop, then the topic words of those whose answer
+        will need them (few questions: an answer without every topic word in its entry)."""
+        if self.dense is None or self.queries is None:
+            return
+        await self.queries.prepare(texts)
+        topics = [t for t in (self._topic_to_check(x) for x in texts) if t]
+        if topics:
+            await self.queries.prepare(topics)
+
+    def _topic_to_check(self, query: str) -> str:
+        """The topic words whose vector search() will want for `query` ("" if none)."""
+        if not self.check_topics or self.calibrator is None or not query.strip():
+            return ""
+        topic = topic_words(query)
+        if not topic or self.queries is None or self.queries.cached(topic) is not None:
+            return ""
+        vector = self.queries.cached(query)
+        if vector is None:
+            return ""
+        result = self._ranked(query, vector, self.lexical.candidates(None), 1)
+        return topic if result is not None and result[1] else ""
 
     def blend(self, text: str, parts: Sequence[str]) -> None:
         """Let `text` be searched with the blend of its parts' vectors (QueryEncoder.blend)."""
@@ -287,18 +313,60 @@ class HybridRetriever:
         k: int = 5,
         category: str | None = None,
         exclude: Collection[str] = (),
+        check_topic: bool = True,
     ) -> SearchResult:
         """Rank entries (optionally of one category, without the `exclude` entry ids); lexical
-        alone if the embedder fails."""
+        alone if the embedder fails. `check_topic=False`: the question's topic is in the
+        conversation (a follow-up that refers back), so its own topic words are not checked."""
         vector = self._query_vector(query) if query.strip() else None
         if vector is None or self.dense is None or self.calibrator is None:
             return self.lexical.search(query, k=k, category=category, exclude=exclude)
-        scores = self._scores(query, vector)
-        tokens, lexical, dense, fused = scores.tokens, scores.lexical, scores.dense, scores.fused
-        best_q, qa, answer = scores.best_q, scores.qa, scores.answer
         candidates = self.lexical.candidates(category, exclude)
         if candidates.size == 0:
             return SearchResult((), 0.0, 0.0, 0.0)
+        ranked = self._ranked(query, vector, candidates, k)
+        assert ranked is not None
+        result, unsure_topic = ranked
+        top = result.top
+        check = unsure_topic and check_topic and top is not None
+        support = self.topic_support(query, top.entry.id) if check and top else None
+        if support is not None and support < TOPIC_SUPPORT:
+            confidence = min(result.confidence, self._held_confidence())
+            result = replace(result, confidence=round(confidence, 4))
+        return result
+
+    def _held_confidence(self) -> float:
+        """A confidence in the middle of the "Did you mean" zone."""
+        zones = self.zones
+        return (zones.answer + zones.suggest) / 2
+
+    def topic_support(self, query: str, entry_id: str) -> float | None:
+        """How strongly the question's topic words alone point at the entry by meaning: its
+        dense score (z-scores over the FAQ, summed as in ranking) for their vector; None
+        without topic words or a vector."""
+        topic = topic_words(query)
+        position = self.lexical.entry_position(entry_id)
+        if not topic or position is None or self.dense is None or self.queries is None:
+            return None
+        try:
+            vector = self.queries.encode(topic)
+        except EmbeddingError:
+            return None  # no evidence either way: the calibrated confidence stands
+        best_q, qa, answer = self.dense.entry_scores(vector)
+        dense = zscore(best_q) + QA_WEIGHT * zscore(qa) + ANSWER_WEIGHT * zscore(answer)
+        return float(dense[position])
+
+    def _ranked(
+        self, query: str, vector: np.ndarray, candidates: np.ndarray, k: int
+    ) -> tuple[SearchResult, bool] | None:
+        """The calibrated result over `candidates`, and whether it is an answer that lacks
+        lexical evidence for some topic word (then the topic words alone are checked)."""
+        assert self.calibrator is not None
+        if candidates.size == 0:
+            return None
+        scores = self._scores(query, vector)
+        tokens, lexical, dense, fused = scores.tokens, scores.lexical, scores.dense, scores.fused
+        best_q, qa, answer = scores.best_q, scores.qa, scores.answer
         sub = fused[candidates]
         order = np.argsort(-sub, kind="stable")
         idx = candidates[order]
@@ -323,4 +391,11 @@ class HybridRetriever:
         )
         confidence = self.calibrator.confidence(features)
         hits = tuple(Hit(self.entries[i], float(fused[i])) for i in idx[:k])
-        return SearchResult(hits, round(confidence, 4), coverage, margin, features)
+        found = SearchResult(hits, round(confidence, 4), coverage, margin, features)
+        unsure_topic = (
+            self.check_topics
+            and coverage < 1.0
+            and confidence >= self.zones.answer
+            and bool(topic_words(query))
+        )
+        return found, unsure_topic

@@ -59,7 +59,8 @@ STOPWORDS = frozenset(
 )
 
 
-def _fold(text: str) -> str:
+def fold(text: str) -> str:
+    """Lower-case without accents ("Büro" -> "buro")."""
     return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
 
 
@@ -71,7 +72,7 @@ class Tokenizer:
         self._stop = frozenset(self._stemmer.stemWords(sorted(STOPWORDS)))
 
     def tokens(self, text: str) -> list[str]:
-        words: list[str] = _WORD.findall(_fold(text))
+        words: list[str] = _WORD.findall(fold(text))
         stems: list[str] = self._stemmer.stemWords(words)
         return stems
 
