@@ -251,15 +251,12 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         _tree_before = _tree_state()
 
 
-def _generated_only(state: dict[str, tuple[str, int, int]]) -> dict[str, tuple[str, int, int]]:
-    return {path: entry for path, entry in state.items() if entry[0] == "!!"}
-
-
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Fail the run when it created, changed or deleted files in the repository.
+    """Fail the run when it created files in the repository that git ignores (data folders,
+    databases: what a leaking test writes), and, under CI, when it changed any file at all.
 
-    In a checkout with uncommitted changes only ignored (generated) paths are compared, since
-    the developer may edit sources meanwhile; FAQBOT_TREE_GUARD=0 skips the check altogether.
+    Outside CI other changes are only reported: a developer (or another process) may edit
+    sources or run the CLI in the checkout during the run. FAQBOT_TREE_GUARD=0 skips the check.
     """
     if _tree_before is None or os.environ.get("FAQBOT_TREE_GUARD") == "0":
         return
@@ -267,26 +264,32 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if after is None:
         return
     before = _tree_before
-    if any(entry[0] != "!!" for entry in before.values()):
-        # A working tree with uncommitted changes is being worked in: the developer may edit
-        # sources or run the CLI (which rewrites .faqbot/) meanwhile, so only ignored files
-        # that appeared are reported (a test writing into a checkout creates them). A clean
-        # checkout (CI) compares everything.
-        changed = sorted(_generated_only(after).keys() - before.keys())
-    else:
-        changed = sorted(p for p in before.keys() | after.keys() if before.get(p) != after.get(p))
-    if not changed:
-        return
-    shown = "\n".join(f"  {after.get(p, ('gone', 0, 0))[0]} {p}" for p in changed[:30])
-    more = f"\n  ... and {len(changed) - 30} more" if len(changed) > 30 else ""
+    created = sorted(p for p, entry in after.items() if entry[0] == "!!" and p not in before)
+    changed = sorted(p for p in before.keys() | after.keys() if before.get(p) != after.get(p))
+    strict = bool(os.environ.get("CI"))
+    failing = changed if strict else created
+    others = [p for p in changed if p not in failing]
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-    message = (
-        f"the test run changed {len(changed)} path(s) in the repository {ROOT} (tests must "
-        f"write under tmp_path; FAQBOT_TREE_GUARD=0 skips this check if you edited files "
-        f"during the run):\n{shown}{more}"
-    )
-    if reporter is not None:
-        reporter.write_line(f"\nERROR: {message}", red=True, bold=True)
-    else:
-        print(f"ERROR: {message}")
-    session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def say(text: str, **markup: bool) -> None:
+        if reporter is not None:
+            reporter.write_line(text, **markup)
+        else:
+            print(text)
+
+    def listed(paths: list[str]) -> str:
+        shown = "\n".join(f"  {after.get(p, ('gone', 0, 0))[0]} {p}" for p in paths[:30])
+        return shown + (f"\n  ... and {len(paths) - 30} more" if len(paths) > 30 else "")
+
+    if others:
+        say(f"\nnote: files in the repository changed during the run (edited meanwhile?):\n"
+            f"{listed(others)}")  # fmt: skip
+    if failing:
+        say(
+            f"\nERROR: the test run wrote {len(failing)} path(s) into the repository {ROOT} "
+            f"(tests must write under tmp_path; FAQBOT_TREE_GUARD=0 skips this check):\n"
+            f"{listed(failing)}",
+            red=True,
+            bold=True,
+        )
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
