@@ -49,3 +49,17 @@ def test_a_faq_question_asked_as_written_is_answered() -> None:
     kb = KnowledgeBase.build([Category("sales", ENTRIES, Path("sales.txt"))])
     assert decide(kb, "is there a FREE trial") == ("answer", "s-trial")
     assert decide(kb, "is there a FREE trial for teams")[0] == "suggest"
+
+
+def test_the_exact_entry_wins_over_a_confident_other_one() -> None:
+    kb = KnowledgeBase.build([Category("sales", ENTRIES, Path("sales.txt"))])
+    learned = apply_learned(kb, [LearnedPhrasing("s-plans", "free trial")])  # the owner's word
+    retriever = HybridRetriever(Retriever(learned.entries))
+    ranked = retriever.search("Free trial!", k=3)
+    assert ranked.top is not None
+    assert (ranked.top.entry.id, ranked.confidence > 0.5) == ("s-trial", True)  # sure, other
+    engine = OfflineEngine(retriever, zones=Zones(answer=0.5, suggest=0.1), top_k=3)
+    decision = asyncio.run(engine.decide("Free trial!"))
+    assert (decision.zone, decision.entry.id if decision.entry else None) == ("answer", "s-plans")
+    elsewhere = asyncio.run(engine.decide("Free trial!", category="support"))  # not its category
+    assert elsewhere.entry is None

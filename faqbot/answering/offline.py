@@ -17,6 +17,7 @@ from faqbot.knowledge.ids import question_key
 from faqbot.retrieval import SearchResult
 from faqbot.retrieval.confidence import Zone, Zones
 from faqbot.retrieval.hybrid import HybridRetriever
+from faqbot.retrieval.lexical import Hit
 
 FOLLOW_UP_MAX_WORDS = 8
 MAX_SUGGESTIONS = 3
@@ -79,10 +80,10 @@ class OfflineEngine:
         self.zones = zones
         self.top_k = top_k
         self.token_delay = token_delay
-        self._exact: dict[str, str] = {}  # question_key of every question and alternate -> id
+        self._exact: dict[str, FaqEntry] = {}  # question_key of each question and alternate
         for e in retriever.entries:
             for text in (e.question, *e.alternate_questions):
-                self._exact.setdefault(question_key(text), e.id)
+                self._exact.setdefault(question_key(text), e)
 
     async def decide(
         self, question: str, history: Sequence[ChatTurn] = (), category: str | None = None
@@ -187,22 +188,21 @@ class OfflineEngine:
         result = self.retriever.search(
             query, k=k, category=category, exclude=exclude, check_topic=check_topic
         )
-        zone = self.zones.zone(result.confidence)
-        if zone != "answer":
-            return self._exactly(query, result) or OfflineDecision(query, result, zone)
-        return OfflineDecision(query, result, zone)
+        exact = self._exact.get(question_key(query))
+        if exact is not None and category in (None, exact.category) and exact.id not in exclude:
+            return self._exactly(query, result, exact)
+        return OfflineDecision(query, result, self.zones.zone(result.confidence))
 
-    def _exactly(self, query: str, result: SearchResult) -> OfflineDecision | None:
+    def _exactly(self, query: str, result: SearchResult, entry: FaqEntry) -> OfflineDecision:
         """A question that is exactly (case, accents, punctuation aside) an entry's question or
-        alternate, among the entries found, is answered with it: the FAQ's author, or an owner
-        who attached a visitor's question to it (issue 22), said so. Measured: 15 of 115
-        phrasings attached in the CovidFAQ replay were otherwise only offered or answered
-        wrongly when asked again (bench/RESULTS.md, "The FAQ learns from its users")."""
-        entry_id = self._exact.get(question_key(query))
-        hit = next((h for h in result.hits if h.entry.id == entry_id), None)
-        if hit is None:
-            return None
-        hits = (hit, *(h for h in result.hits if h is not hit))
+        alternate is answered with that entry, whatever the ranking thinks: the FAQ's author, or
+        an owner who attached a visitor's question to it (issue 22), said so. Measured: without
+        this, 5 to 15 of 115 phrasings attached in the CovidFAQ replay were only offered or
+        answered wrongly when asked again (bench/RESULTS.md, "The FAQ learns from its users")."""
+        found = next((h for h in result.hits if h.entry.id == entry.id), None)
+        if found is None:
+            found = Hit(entry, result.hits[0].score if result.hits else 0.0)
+        hits = (found, *(h for h in result.hits if h.entry.id != entry.id))
         confidence = max(result.confidence, self.zones.answer)
         return OfflineDecision(query, replace(result, hits=hits, confidence=confidence), "answer")
 
