@@ -280,13 +280,22 @@ def sweep(items: list[Item], cal: Calibrator) -> None:
     for it in items:
         if it.support is not None and cal.zones.zone(cal.confidence(it.features)) == "answer":  # type: ignore[arg-type]
             groups.setdefault((it.dataset, it.split), []).append(it)
-    for t in (3.0, 4.0, 5.0, 5.5, 6.0, 6.5, 7.0, 8.0):
-        cells = []
-        for (ds, split), group in sorted(groups.items()):
-            held = [it for it in group if it.support is not None and it.support < t]
-            right = sum(it.label for it in held)
-            cells.append(f"{ds}/{split} {right}/{len(held) - right}")
-        print(f"{t:4.1f}  " + "  ".join(cells))
+    for most in (0.0, 0.25, 0.5):  # coverage at most this triggers the check
+        print(f"checked when the coverage is at most {most}:")
+        for t in (3.0, 4.0, 5.0, 5.5, 6.0, 6.5, 7.0, 8.0):
+            cells = []
+            for (ds, split), group in sorted(groups.items()):
+                held = [
+                    it
+                    for it in group
+                    if it.support is not None
+                    and it.support < t
+                    and it.features is not None
+                    and it.features.coverage <= most
+                ]
+                right = sum(it.label for it in held)
+                cells.append(f"{ds}/{split} {right}/{len(held) - right}")
+            print(f"{t:4.1f}  " + "  ".join(cells))
 
 
 N_FEATURES = len(Features.__dataclass_fields__)

@@ -41,10 +41,12 @@ QA_WEIGHT = 1.0
 RELATED = 3  # related questions offered under an answer
 ANSWER_WEIGHT = 0.6
 LEXICAL_WEIGHT = 0.15
-# An answer whose topic words are not all found in the entry needs them to point at the entry by
-# meaning on their own: the entry's dense score (summed z-scores, scale-free) for the topic words
-# alone at least TOPIC_SUPPORT, else the confidence is held in the "Did you mean" zone. Chosen on
-# tune parts (bench/RESULTS.md, "Topic-word evidence").
+# An answer none of whose topic words is found in the entry (lexical coverage at most
+# TOPIC_COVERAGE) needs them to point at the entry by meaning on their own: the entry's dense
+# score (summed z-scores, scale-free) for the topic words alone at least TOPIC_SUPPORT, else the
+# confidence is held in the "Did you mean" zone. Chosen on tune parts (bench/RESULTS.md,
+# "Topic-word evidence").
+TOPIC_COVERAGE = 0.0
 TOPIC_SUPPORT = 6.0
 
 
@@ -394,7 +396,7 @@ class HybridRetriever:
         found = SearchResult(hits, round(confidence, 4), coverage, margin, features)
         unsure_topic = (
             self.check_topics
-            and coverage < 1.0
+            and coverage <= TOPIC_COVERAGE
             and confidence >= self.zones.answer
             and bool(topic_words(query))
         )
