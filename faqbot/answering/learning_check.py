@@ -8,8 +8,9 @@ was the right one and becomes X. Only probes the candidate can move are re-ranke
 raises X's best question cosine for, or that share a content word with it (elsewhere X's
 question cosine stays and its BM25 score can only fall, its text being longer; a shared stop
 word is ignored). The candidate's vector joins a copy of the served dense index, and the probes'
-vectors are the index's own rows, so one text is encoded: the candidate (bench/RESULTS.md, "The
-FAQ learns from its users", has timings). Raises EmbeddingError if the embedder fails.
+vectors are the index's own rows, so the candidate is encoded (and, once, the topic words of
+the few probes whose answer needs them, issue 21); bench/RESULTS.md, "The FAQ learns from its
+users", has timings. Raises EmbeddingError if the embedder fails.
 
 An out-of-scope mark conflicts when the FAQ itself has that exact question: it would refuse it.
 """
