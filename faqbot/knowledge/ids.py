@@ -7,6 +7,7 @@ import re
 import unicodedata
 
 _WORD = re.compile(r"[a-z0-9]+")
+_ANY_WORD = re.compile(r"[^\W_]+")  # letters and digits of any script
 # Ids appear in URLs (/api/faq/<id>) and prompts; explicit YAML ids must match this too.
 ENTRY_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,119}$"
 
@@ -22,7 +23,7 @@ def question_key(text: str) -> str:
     (Cyrillic, Greek, CJK... have no ASCII letters) the NFKC-casefolded words, so that two such
     questions are not all one empty key."""
     return normalise_question(text) or " ".join(
-        unicodedata.normalize("NFKC", text).casefold().split()
+        _ANY_WORD.findall(unicodedata.normalize("NFKC", text).casefold())
     )
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from cachetools import TTLCache
 
 from faqbot.domain import Source
-from faqbot.knowledge.ids import normalise_question
+from faqbot.knowledge.ids import question_key
 from faqbot.state.redis import Command, SharedRedis
 
 PREFIX = "faqbot:answer:"
@@ -64,7 +64,7 @@ class AnswerCache:
 
     @staticmethod
     def key(kb_version: str, category: str, question: str) -> CacheKey:
-        return (kb_version, category, normalise_question(question))
+        return (kb_version, category, question_key(question))
 
     async def get(self, key: CacheKey) -> CachedAnswer | None:
         """The local tier first, then the shared one (a shared hit is kept locally too)."""
