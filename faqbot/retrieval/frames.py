@@ -40,3 +40,11 @@ def topic_words(question: str) -> str:
     if not kept or len(kept) == len(words):
         return ""
     return " ".join(kept)
+
+
+def frame_share(question: str) -> float:
+    """The share of the question's words that are frame words (0 without words)."""
+    words = _WORD.findall(question)
+    if not words:
+        return 0.0
+    return sum(fold(w) in FRAME_WORDS for w in words) / len(words)

@@ -31,7 +31,7 @@ from faqbot.errors import EmbeddingError
 from faqbot.logs import get_logger
 from faqbot.retrieval.confidence import LEXICAL_ZONES, Calibrator, Features, Zones
 from faqbot.retrieval.embedders import Embedder
-from faqbot.retrieval.frames import topic_words
+from faqbot.retrieval.frames import frame_share, topic_words
 from faqbot.retrieval.lexical import Hit, Retriever, SearchResult, Tokenizer, zscore
 from faqbot.retrieval.vectors import QA, DenseIndex
 
@@ -41,13 +41,14 @@ QA_WEIGHT = 1.0
 RELATED = 3  # related questions offered under an answer
 ANSWER_WEIGHT = 0.6
 LEXICAL_WEIGHT = 0.15
-# An answer none of whose topic words is found in the entry (lexical coverage at most
-# TOPIC_COVERAGE) needs them to point at the entry by meaning on their own: the entry's dense
-# score (summed z-scores, scale-free) for the topic words alone at least TOPIC_SUPPORT, else the
-# confidence is held in the "Did you mean" zone. Chosen on tune parts (bench/RESULTS.md,
-# "Topic-word evidence").
+# An answer to a question that is mostly frame (at least TOPIC_FRAME_SHARE of its words, so its
+# vector is mostly the frame's) none of whose topic words is in the entry (lexical coverage at
+# most TOPIC_COVERAGE) needs the topic words alone to point at the entry by meaning: the entry's
+# dense score (summed z-scores, scale-free) for them at least TOPIC_SUPPORT, else the confidence
+# is held in the "Did you mean" zone. Chosen on tune parts (bench/RESULTS.md, "Topic words").
 TOPIC_COVERAGE = 0.0
-TOPIC_SUPPORT = 6.0
+TOPIC_FRAME_SHARE = 0.6
+TOPIC_SUPPORT = 5.0
 
 
 class QueryEncoder:
@@ -397,6 +398,7 @@ class HybridRetriever:
         unsure_topic = (
             self.check_topics
             and coverage <= TOPIC_COVERAGE
+            and frame_share(query) >= TOPIC_FRAME_SHARE
             and confidence >= self.zones.answer
             and bool(topic_words(query))
         )
