@@ -81,16 +81,16 @@ class AdminSite:
         try:
             await self.gate.check(request)
         except AccessDenied as exc:
-            return _denied_page(exc)
+            return denied_page(exc)
         period = request.query_params.get("since", "7d")
         try:
             parse_since(period)
             report = await self.report(period, LOW_CONFIDENCE)
         except ConfigError as exc:
-            return HTMLResponse(_message_page("Invalid period", str(exc)), 422, headers=NO_STORE)
+            return HTMLResponse(message_page("Invalid period", str(exc)), 422, headers=NO_STORE)
         except AnalyticsUnavailable:
             text = "The conversation database could not be read; see the server log."
-            return HTMLResponse(_message_page("Analytics unavailable", text), 503, headers=NO_STORE)
+            return HTMLResponse(message_page("Analytics unavailable", text), 503, headers=NO_STORE)
         html = admin_page(report, app_name=self.settings.app_name, path=request.url.path)
         return HTMLResponse(html, headers=NO_STORE)
 
@@ -98,7 +98,8 @@ class AdminSite:
         return Route(path, self.page, methods=["GET"])
 
 
-def _message_page(title: str, text: str) -> str:
+def message_page(title: str, text: str) -> str:
+    """A one-paragraph HTML page (errors of the admin pages), every text escaped."""
     from html import escape
 
     return (
@@ -107,12 +108,13 @@ def _message_page(title: str, text: str) -> str:
     )
 
 
-def _denied_page(exc: AccessDenied) -> Response:
+def denied_page(exc: AccessDenied) -> Response:
+    """The admin gate's refusal as a page (401 asks for a Bearer token), never cached."""
     headers = dict(NO_STORE)
     if exc.status == 401:
         headers["WWW-Authenticate"] = "Bearer"
     title = {401: "Sign-in required", 403: "Forbidden", 404: "Not Found"}[exc.status]
-    return HTMLResponse(_message_page(title, exc.message), exc.status, headers=headers)
+    return HTMLResponse(message_page(title, exc.message), exc.status, headers=headers)
 
 
 def register_analytics(api: FastAPI, site: AdminSite) -> None:

@@ -39,7 +39,7 @@ from faqbot.logs import get_logger
 from faqbot.ops.learning import nudge_all
 from faqbot.store import learned as store
 from faqbot.web.admin_access import AccessDenied
-from faqbot.web.analytics import AdminSite, _denied_page, _message_page
+from faqbot.web.analytics import AdminSite, denied_page, message_page
 from faqbot.web.learn_page import conflict_page, learn_page
 
 log = get_logger("faqbot.web.learn")
@@ -71,7 +71,7 @@ class LearnAdmin:
             who = await self.site.gate.check(request)
         except AccessDenied as exc:
             if exc.status != 401:
-                return _denied_page(exc)
+                return denied_page(exc)
             sign_in = request.url.path.rsplit("/learn", 1)[0]  # /admin: its token form, sign-in
             html = (
                 '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Sign-in '
@@ -205,7 +205,7 @@ def _rows(entries: int) -> int:
 
 
 def _plain(title: str, text: str, status: int) -> Response:
-    return HTMLResponse(_message_page(title, text), status, headers=NO_STORE)
+    return HTMLResponse(message_page(title, text), status, headers=NO_STORE)
 
 
 def _field(form: FormData, name: str) -> str:
