@@ -89,8 +89,33 @@ def server_logs_on_failure(request: Any) -> Iterator[None]:
                 print(f"--- chainlit server log ({value}) ---\n{server_log(value)}")
 
 
+class _PortTaken(RuntimeError):
+    """Another process bound the port between free_port() and chainlit's bind."""
+
+
 @contextlib.contextmanager
 def chainlit_server(
+    env: dict[str, str] | None = None,
+    timeout: float = 60.0,
+    app: str = "chainlit_app.py",
+    *,
+    root: Path = ROOT,
+    args: tuple[str, ...] = (),
+) -> Iterator[str]:
+    """`_chainlit_once` on a new free port when the port was taken before chainlit bound it
+    (parallel test workers and servers restarted on their port make that race real)."""
+    for attempt in range(3):
+        try:
+            with _chainlit_once(env, timeout, app, root=root, args=args) as url:
+                yield url
+            return
+        except _PortTaken:
+            if attempt == 2:
+                raise
+
+
+@contextlib.contextmanager
+def _chainlit_once(
     env: dict[str, str] | None = None,
     timeout: float = 60.0,
     app: str = "chainlit_app.py",
@@ -150,9 +175,8 @@ def chainlit_server(
             deadline = time.monotonic() + timeout
             while True:
                 if proc.poll() is not None:
-                    raise RuntimeError(
-                        f"chainlit exited with {proc.returncode}:\n{output()[-6000:]}"
-                    )
+                    error = _PortTaken if "address already in use" in output() else RuntimeError
+                    raise error(f"chainlit exited with {proc.returncode}:\n{output()[-6000:]}")
                 # Our own process must say it serves this port (another process could have
                 # taken the port between free_port() and chainlit's bind).
                 if f"Your app is available at http://localhost:{port}" in output():
