@@ -3,6 +3,8 @@
 The half-open state lets exactly one request try the LLM. When that request's consumer goes
 away (Stop button, closed tab, dropped SSE client) the probe must be given back without a
 verdict, or the breaker stays half-open with `_probing` set and never calls the LLM again.
+In process (tests/fake_chat_model.py) with the breaker on a test clock: the order of events
+is set by gates, not by sleeps.
 """
 
 from __future__ import annotations
@@ -16,80 +18,77 @@ from faqbot.answering.bot import FaqBot, collect
 from faqbot.answering.breaker import CircuitBreaker
 from faqbot.answering.events import RouteDecided, Token
 from faqbot.answering.factory import build_bot
-from tests import fake_openai as fo
+from tests import fake_chat_model as fc
 
-pytestmark = pytest.mark.llm
-RESET_S = 0.3
+RESET_S = 30.0
 DISCOUNT = "Yes, we offer a 20% discount for annual subscriptions on all plans."
 
 
-@pytest.fixture
-def half_open_bot(make_settings: Any, fake_openai: Any) -> Any:
-    """A bot whose breaker opened after one provider failure; call it to wait for half-open."""
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
 
-    async def make() -> FaqBot:
-        bot = build_bot(
-            make_settings(
-                openai_api_key="test-key",
-                openai_base_url=fake_openai.base_url,
-                openai_max_retries=0,
-                openai_timeout=5.0,
-                llm_budget_seconds=6.0,
-                circuit_failure_threshold=1,
-                circuit_reset_seconds=RESET_S,
-            )
-        )
-        fake_openai.script(fo.server_error())
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def half_open_bot(make_settings: Any) -> Any:
+    """A bot whose breaker opened after one provider failure, now half-open; and its model
+    and clock."""
+
+    async def make() -> tuple[FaqBot, fc.ScriptedChatModel, Clock]:
+        model = fc.ScriptedChatModel(fc.server_error())
+        bot = build_bot(make_settings(openai_api_key="test-key"), model=model)
+        clock = Clock()
+        bot.breaker = CircuitBreaker(1, RESET_S, clock=clock)
         assert (await collect(bot.answer("annual discount?"))).fallback_reason == "LLM_UNAVAILABLE"
         assert bot.breaker.state == "open"
-        await asyncio.sleep(RESET_S + 0.05)
+        clock.now += RESET_S
         assert bot.breaker.state == "half_open"
-        return bot
+        return bot, model, clock
 
     return make
 
 
-async def _wait_for_requests(fake: Any, count: int) -> None:
-    """Wait (up to 3 s) until the fake server has received `count` chat requests."""
-    async with asyncio.timeout(3):
-        while len(fake.requests) < count:  # noqa: ASYNC110 - the fake records in its own thread
-            await asyncio.sleep(0.01)
-
-
-async def _next_question_reaches_the_llm(bot: FaqBot, fake: Any) -> None:
+async def _next_question_reaches_the_llm(
+    bot: FaqBot, model: fc.ScriptedChatModel, clock: Clock
+) -> None:
     """After the reset time the next question is a new probe that calls the LLM and closes."""
-    await asyncio.sleep(RESET_S + 0.05)
-    seen = len(fake.requests)
-    fake.script(fo.tool("faq_sales", question="annual discount?"), fo.text(DISCOUNT))
+    clock.now += RESET_S
+    seen = len(model.calls)
+    model.script(fc.tool("faq_sales", question="annual discount?"), fc.text(DISCOUNT))
     result = await collect(bot.answer("annual discount?"))
-    assert len(fake.requests) == seen + 2, "the LLM was not tried again"
+    assert len(model.calls) == seen + 2, "the LLM was not tried again"
     assert not result.fallback
     assert result.answer == DISCOUNT
     assert bot.breaker.state == "closed"
+    model.assert_all_scripted()
 
 
-async def test_cancelled_probe_task_releases_the_half_open_breaker(
-    half_open_bot: Any, fake_openai: Any
-) -> None:
-    bot = await half_open_bot()
-    seen = len(fake_openai.requests)
-    fake_openai.script(fo.hang(10))  # the provider stalls; the visitor presses Stop
+async def test_cancelled_probe_task_releases_the_half_open_breaker(half_open_bot: Any) -> None:
+    bot, model, clock = await half_open_bot()
+    seen = len(model.calls)
+    model.script(fc.hang())  # the provider stalls; the visitor presses Stop
     probe = asyncio.create_task(collect(bot.answer("annual discount?")))
-    await _wait_for_requests(fake_openai, seen + 1)
+    async with asyncio.timeout(5):
+        await model.wait_calls(seen + 1)
     probe.cancel()
     with pytest.raises(asyncio.CancelledError):
         await probe
     assert bot.breaker.failures == 1  # a cancellation is not a provider failure
-    await _next_question_reaches_the_llm(bot, fake_openai)
+    assert not bot.breaker.probing
+    await _next_question_reaches_the_llm(bot, model, clock)
 
 
 async def test_probe_stream_closed_early_releases_the_half_open_breaker(
-    half_open_bot: Any, fake_openai: Any
+    half_open_bot: Any,
 ) -> None:
-    bot = await half_open_bot()
-    fake_openai.script(
-        fo.tool("faq_sales", question="annual discount?"),
-        fo.text(DISCOUNT, tokens_per_second=5),  # slow enough to close mid-answer
+    bot, model, clock = await half_open_bot()
+    rest = asyncio.Event()  # never set: the answer stops after its first piece
+    model.script(
+        fc.tool("faq_sales", question="annual discount?"),
+        fc.gated(fc.text(DISCOUNT), rest, after=1),
     )
     stream = bot.answer("annual discount?")
     events: list[Any] = []
@@ -100,7 +99,8 @@ async def test_probe_stream_closed_early_releases_the_half_open_breaker(
     await stream.aclose()  # type: ignore[attr-defined]
     assert any(isinstance(e, RouteDecided) for e in events)
     assert bot.breaker.failures == 1
-    await _next_question_reaches_the_llm(bot, fake_openai)
+    assert not bot.breaker.probing
+    await _next_question_reaches_the_llm(bot, model, clock)
 
 
 def test_release_gives_back_the_probe_without_a_verdict() -> None:
