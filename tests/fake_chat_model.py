@@ -244,6 +244,12 @@ class ScriptedChatModel:
         """Queue steps, served FIFO."""
         self._queue.extend(steps)
 
+    def reset(self) -> None:
+        """Clear the script and the records (as the HTTP fake's `reset`)."""
+        self._queue.clear()
+        self.calls.clear()
+        self.pings.clear()
+
     @property
     def pending(self) -> int:
         """Steps not served yet."""

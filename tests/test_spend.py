@@ -1,8 +1,9 @@
-"""Token budgets (issue 14, "spend limits"), through the real OpenAI SDK and the fake server.
+"""Token budgets (issue 14, "spend limits"), against the in-process ScriptedChatModel
+(tests/fake_chat_model.py), which charges each call's Meter as the OpenAI adapter does.
 
-Each scripted LLM call reports exact usage in its stream (router 100 + 10 tokens, answer
-200 + 20), so a whole LLM turn costs 330 tokens and the budgets below are reached at known
-turns. "No LLM call" is proven by counting the requests the fake server received.
+Each scripted LLM call reports exact usage (router 100 + 10 tokens, answer 200 + 20), so a
+whole LLM turn costs 330 tokens and the budgets below are reached at known turns. "No LLM
+call" is proven by counting the calls the model received.
 """
 
 from __future__ import annotations
@@ -13,13 +14,12 @@ import pytest
 
 from faqbot.answering.bot import FaqBot, collect
 from faqbot.answering.events import Fallback, RouteDecided, TurnResult
-from faqbot.answering.factory import build_bot, build_model
+from faqbot.answering.factory import build_bot
 from faqbot.knowledge import load_knowledge_base
 from faqbot.spend import NOTICES, Spender, TokenBudgets
 from faqbot.spend.counters import MemoryCounters
-from tests import fake_openai as fo
+from tests import fake_chat_model as fc
 
-pytestmark = pytest.mark.llm
 QUESTION = "Do you offer discounts for annual subscriptions?"
 DISCOUNT = "Yes, we offer a 20% discount for annual subscriptions on all plans."
 ROUTER_TOKENS, ANSWER_TOKENS = 110, 220
@@ -27,15 +27,17 @@ TURN_TOKENS = ROUTER_TOKENS + ANSWER_TOKENS
 
 
 @pytest.fixture
-def make_bot(make_settings: Any, fake_openai: Any) -> Any:
-    """An LLM bot on the fake server; budgets off unless given (0 = no limit)."""
+def fake() -> fc.ScriptedChatModel:
+    return fc.ScriptedChatModel()
+
+
+@pytest.fixture
+def make_bot(make_settings: Any, fake: fc.ScriptedChatModel) -> Any:
+    """An LLM bot on the scripted model; budgets off unless given (0 = no limit)."""
 
     def make(spend: TokenBudgets | None = None, **overrides: Any) -> FaqBot:
         base: dict[str, Any] = {
             "openai_api_key": "test-key",
-            "openai_base_url": fake_openai.base_url,
-            "openai_max_retries": 0,
-            "openai_timeout": 3.0,
             "answer_cache_size": 0,  # every LLM turn makes both calls
             "spend_conversation_tokens": 0,
             "spend_client_daily_tokens": 0,
@@ -44,31 +46,33 @@ def make_bot(make_settings: Any, fake_openai: Any) -> Any:
         base.update(overrides)
         settings = make_settings(**base)
         if spend is None:
-            return build_bot(settings)
+            return build_bot(settings, model=fake)
         kb = load_knowledge_base(settings.faq_dir)
-        return FaqBot(kb, settings, model=build_model(settings), spend=spend)
+        return FaqBot(kb, settings, model=fake, spend=spend)
 
     return make
 
 
-async def ask(bot: FaqBot, fake: Any, who: Spender | None) -> TurnResult:
+async def ask(bot: FaqBot, fake: fc.ScriptedChatModel, who: Spender | None) -> TurnResult:
     """One question; an LLM turn is scripted (it is only consumed if the LLM is called)."""
     fake.reset()
     fake.script(
-        fo.tool("faq_sales", usage=(100, 10), question=QUESTION),
-        fo.text(DISCOUNT, usage=(200, 20)),
+        fc.tool("faq_sales", usage=(100, 10), question=QUESTION),
+        fc.text(DISCOUNT, usage=(200, 20)),
     )
     return await collect(bot.answer(QUESTION, spender=who))
 
 
-def assert_llm(result: TurnResult, fake: Any) -> None:
+def assert_llm(result: TurnResult, fake: fc.ScriptedChatModel) -> None:
     assert result.mode == "llm", result
     assert not result.fallback
     assert result.usage.total_tokens == TURN_TOKENS
-    assert len(fake.requests) == 2  # router and answer
+    assert [c.kind for c in fake.calls] == ["tools", "text"]  # router and answer
 
 
-def assert_offline(result: TurnResult, fake: Any, scope: str, calls: int = 0) -> None:
+def assert_offline(
+    result: TurnResult, fake: fc.ScriptedChatModel, scope: str, calls: int = 0
+) -> None:
     """Answered offline with the notice of `scope`'s budget; `calls` LLM requests were made."""
     assert result.mode == "offline"
     assert result.fallback
@@ -76,36 +80,35 @@ def assert_offline(result: TurnResult, fake: Any, scope: str, calls: int = 0) ->
     assert result.fallback_notice == NOTICES[scope]  # type: ignore[index]
     assert result.answer == DISCOUNT  # the FAQ entry, quoted: a real answer, not an error
     assert result.sources
-    assert len(fake.requests) == calls
+    assert len(fake.calls) == calls
 
 
 async def test_conversation_budget_sends_the_next_question_offline_without_an_llm_call(
-    make_bot: Any, fake_openai: Any
+    make_bot: Any, fake: fc.ScriptedChatModel
 ) -> None:
     bot = make_bot(spend_conversation_tokens=2 * TURN_TOKENS)
     alice = Spender("ip:10.0.0.1", "conversation-a")
     for _ in range(2):
-        assert_llm(await ask(bot, fake_openai, alice), fake_openai)
-    assert_offline(await ask(bot, fake_openai, alice), fake_openai, "conversation")
+        assert_llm(await ask(bot, fake, alice), fake)
+    assert_offline(await ask(bot, fake, alice), fake, "conversation")
     assert "Start a new conversation" in NOTICES["conversation"]
     # per conversation: the same client's new conversation still gets the LLM
-    assert_llm(await ask(bot, fake_openai, Spender("ip:10.0.0.1", "conversation-b")), fake_openai)
-    assert_offline(await ask(bot, fake_openai, alice), fake_openai, "conversation")
+    assert_llm(await ask(bot, fake, Spender("ip:10.0.0.1", "conversation-b")), fake)
+    assert_offline(await ask(bot, fake, alice), fake, "conversation")
 
 
 async def test_the_answer_call_is_checked_after_the_router_call_spent_the_budget(
-    make_bot: Any, fake_openai: Any
+    make_bot: Any, fake: fc.ScriptedChatModel
 ) -> None:
     """Budget 400: turn 1 spends 330; turn 2 passes the first check (330 < 400), its router
     call brings the count to 440, so the answer call is not made and the turn ends offline."""
     bot = make_bot(spend_conversation_tokens=400)
     who = Spender("ip:10.0.0.1", "c")
-    assert_llm(await ask(bot, fake_openai, who), fake_openai)
-    fake_openai.reset()
-    fake_openai.script(fo.tool("faq_sales", usage=(100, 10), question=QUESTION), fo.text("x"))
+    assert_llm(await ask(bot, fake, who), fake)
+    fake.reset()
+    fake.script(fc.tool("faq_sales", usage=(100, 10), question=QUESTION), fc.text("x"))
     events = [e async for e in bot.answer(QUESTION, spender=who)]
-    assert len(fake_openai.requests) == 1  # the router only
-    assert "tools" in fake_openai.requests[0]
+    assert [c.kind for c in fake.calls] == ["tools"]  # the router only
     fallback = next(e for e in events if isinstance(e, Fallback))
     assert fallback.reason == "budget_conversation"
     assert events.index(fallback) > next(
@@ -120,31 +123,31 @@ async def test_the_answer_call_is_checked_after_the_router_call_spent_the_budget
 
 
 async def test_client_daily_budget_spans_conversations_and_spares_other_clients(
-    make_bot: Any, fake_openai: Any
+    make_bot: Any, fake: fc.ScriptedChatModel
 ) -> None:
     bot = make_bot(spend_client_daily_tokens=2 * TURN_TOKENS)
-    assert_llm(await ask(bot, fake_openai, Spender("ip:10.0.0.1", "c1")), fake_openai)
-    assert_llm(await ask(bot, fake_openai, Spender("ip:10.0.0.1", "c2")), fake_openai)
+    assert_llm(await ask(bot, fake, Spender("ip:10.0.0.1", "c1")), fake)
+    assert_llm(await ask(bot, fake, Spender("ip:10.0.0.1", "c2")), fake)
     # a new conversation does not reset a client's daily budget
-    assert_offline(await ask(bot, fake_openai, Spender("ip:10.0.0.1", "c3")), fake_openai, "client")
-    assert_llm(await ask(bot, fake_openai, Spender("ip:10.0.0.2", "c4")), fake_openai)
+    assert_offline(await ask(bot, fake, Spender("ip:10.0.0.1", "c3")), fake, "client")
+    assert_llm(await ask(bot, fake, Spender("ip:10.0.0.2", "c4")), fake)
 
 
 async def test_deployment_daily_budget_covers_every_client_and_the_cli(
-    make_bot: Any, fake_openai: Any
+    make_bot: Any, fake: fc.ScriptedChatModel
 ) -> None:
     bot = make_bot(spend_deployment_daily_tokens=2 * TURN_TOKENS)
-    assert_llm(await ask(bot, fake_openai, Spender("ip:10.0.0.1", "c1")), fake_openai)
-    assert_llm(await ask(bot, fake_openai, None), fake_openai)  # the CLI: no client, still counted
+    assert_llm(await ask(bot, fake, Spender("ip:10.0.0.1", "c1")), fake)
+    assert_llm(await ask(bot, fake, None), fake)  # the CLI: no client, still counted
     for who in (Spender("ip:10.0.0.3", "c3"), None):
-        assert_offline(await ask(bot, fake_openai, who), fake_openai, "deployment")
+        assert_offline(await ask(bot, fake, who), fake, "deployment")
     status = await bot.spend.status()
     assert status["deployment_tokens_today"] == 2 * TURN_TOKENS
     assert status["deployment_budget_reached"] is True
 
 
 async def test_the_broadest_budget_reached_is_the_one_reported(
-    make_bot: Any, fake_openai: Any
+    make_bot: Any, fake: fc.ScriptedChatModel
 ) -> None:
     bot = make_bot(
         spend_conversation_tokens=TURN_TOKENS,
@@ -152,14 +155,14 @@ async def test_the_broadest_budget_reached_is_the_one_reported(
         spend_deployment_daily_tokens=2 * TURN_TOKENS,
     )
     who = Spender("ip:10.0.0.1", "c1")
-    assert_llm(await ask(bot, fake_openai, who), fake_openai)
-    assert_offline(await ask(bot, fake_openai, who), fake_openai, "client")  # not "conversation"
-    assert_llm(await ask(bot, fake_openai, Spender("ip:10.0.0.2", "c2")), fake_openai)
-    assert_offline(await ask(bot, fake_openai, who), fake_openai, "deployment")
+    assert_llm(await ask(bot, fake, who), fake)
+    assert_offline(await ask(bot, fake, who), fake, "client")  # not "conversation"
+    assert_llm(await ask(bot, fake, Spender("ip:10.0.0.2", "c2")), fake)
+    assert_offline(await ask(bot, fake, who), fake, "deployment")
 
 
 async def test_daily_budgets_start_again_on_the_next_utc_day(
-    make_bot: Any, fake_openai: Any
+    make_bot: Any, fake: fc.ScriptedChatModel
 ) -> None:
     now = [1_800_000_000.0]  # 2027-01-15 08:00 UTC
     spend = TokenBudgets(
@@ -168,19 +171,19 @@ async def test_daily_budgets_start_again_on_the_next_utc_day(
     bot = make_bot(spend=spend)
     who = Spender("ip:10.0.0.1", "c1")
     assert spend.day() == "2027-01-15"
-    assert_llm(await ask(bot, fake_openai, who), fake_openai)
-    assert_offline(await ask(bot, fake_openai, who), fake_openai, "client")
+    assert_llm(await ask(bot, fake, who), fake)
+    assert_offline(await ask(bot, fake, who), fake, "client")
     now[0] += 16 * 3600  # 2027-01-16 00:00 UTC
     assert spend.day() == "2027-01-16"
     assert (await spend.status())["deployment_tokens_today"] == 0
-    assert_llm(await ask(bot, fake_openai, who), fake_openai)
+    assert_llm(await ask(bot, fake, who), fake)
 
 
-async def test_no_budget_means_no_limit(make_bot: Any, fake_openai: Any) -> None:
+async def test_no_budget_means_no_limit(make_bot: Any, fake: fc.ScriptedChatModel) -> None:
     bot = make_bot()
     who = Spender("ip:10.0.0.1", "c1")
     for _ in range(4):
-        assert_llm(await ask(bot, fake_openai, who), fake_openai)
+        assert_llm(await ask(bot, fake, who), fake)
     assert (await bot.spend.status())["deployment_tokens_today"] == 4 * TURN_TOKENS
 
 
