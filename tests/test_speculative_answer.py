@@ -26,6 +26,7 @@ from faqbot.metrics import SPECULATIVE
 from faqbot.retrieval.embedders import HashEmbedder
 from faqbot.retrieval.indexer import SemanticIndexer
 from tests import fake_chat_model as fc
+from tests import fake_openai as fo
 
 DISCOUNT = "Yes, we offer a 20% discount for annual subscriptions on all plans."
 LABS = "Any instrument that exports CSV or mzML can be connected through the LabLens Agent."
@@ -34,6 +35,28 @@ CANDIDATES = [
     "what about annual subscription pricing",
     "plans cost",
 ]
+
+
+# For tests/test_spend_abandon.py, which bills a dropped speculation over the wire: the router
+# takes 300 ms to its first token, then 10 argument fragments at 50 tokens/s (~0.5 s in all),
+# so a speculative answer's call has gone out by the time the router has decided.
+PROFILE = fo.LatencyProfile(first_token_ms=300, tokens_per_second=50, tool_call_tokens=10)
+
+
+def router_choosing(category: str | None) -> Any:
+    """An HTTP fake responder whose router picks `category` (None: "not covered") and whose
+    answer call quotes the first FAQ answer it was given (tests/test_spend_abandon.py)."""
+
+    def respond(body: dict[str, Any]) -> fo.Reply:
+        if body.get("tools"):
+            names = [t["function"]["name"] for t in body["tools"]]
+            if category is None:
+                return fo.tool("not_covered")
+            chosen = next(n for n in names if category in n)
+            return fo.tool(chosen, question=body["messages"][-1]["content"])
+        return fo.auto_responder(body)
+
+    return respond
 
 
 @pytest.fixture
