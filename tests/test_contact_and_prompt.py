@@ -5,13 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from faqbot.answering.bot import collect
 from faqbot.answering.contact import support_contact
 from faqbot.answering.factory import build_bot
 from faqbot.knowledge import load_knowledge_base
-from tests import fake_openai as fo
+from tests import fake_chat_model as fc
 from tests.conftest import FAQ_DIR
 
 META = """category: {name}
@@ -53,20 +51,16 @@ def test_the_shipped_faq_names_support() -> None:
     assert support_contact(load_knowledge_base(FAQ_DIR)) == "support@lablens.example"
 
 
-@pytest.mark.llm
-async def test_the_answer_prompt_asks_for_the_users_language(
-    make_settings: Any, fake_openai: Any
-) -> None:
-    settings = make_settings(
-        openai_api_key="test-key",
-        openai_base_url=fake_openai.base_url,
-        openai_max_retries=0,
-        openai_timeout=2.0,
-        embeddings="off",
+async def test_the_answer_prompt_asks_for_the_users_language(make_settings: Any) -> None:
+    settings = make_settings(openai_api_key="test-key", embeddings="off")
+    model = fc.ScriptedChatModel(
+        fc.tool("faq_sales", question="Remboursement ?"), fc.text("30 jours.")
     )
-    fake_openai.script(fo.tool("faq_sales", question="Remboursement ?"), fo.text("30 jours."))
-    await collect(build_bot(settings).answer("Quelle est votre politique de remboursement ?"))
-    system = fake_openai.requests[1]["messages"][0]["content"]
+    await collect(
+        build_bot(settings, model=model).answer("Quelle est votre politique de remboursement ?")
+    )
+    assert [c.kind for c in model.calls] == ["tools", "text"]
+    system = model.calls[1].messages[0]["content"]
     assert "Answer in the language of the user's question" in system
     assert "keep its facts unchanged" in system
     assert "word for word (do not translate it)" in system  # the refusal stays detectable
