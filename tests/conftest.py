@@ -89,13 +89,14 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 @pytest.fixture(scope="session")
 def shipped_vectors(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The shipped FAQ's vector cache (bundled model), encoded once per session (all workers)."""
-    from tests.vector_support import encode_shipped_faq
+    """The shipped FAQ's vector cache (bundled model), encoded once per session (all workers),
+    and kept between runs while its inputs stay the same (tests/vector_support.py)."""
+    from tests.vector_support import cache_folder, encode_shipped_faq
 
     base = tmp_path_factory.getbasetemp()
     if os.environ.get("PYTEST_XDIST_WORKER"):
         base = base.parent  # shared by the workers of one run
-    return encode_shipped_faq(base / "shipped-vectors")
+    return encode_shipped_faq(cache_folder(base / "shipped-vectors"))
 
 
 @pytest.fixture

