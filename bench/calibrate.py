@@ -58,6 +58,7 @@ class Item:
     top_ids: tuple[str, ...] = ()
     held: bool = False  # the topic-word check holds its answer in "Did you mean" (hybrid.py)
     support: float | None = None  # topic words' support for the top entry, when it is checked
+    gap: float | None = None  # topic words: best cosine with the FAQ less with the off-topic bank
 
     @property
     def label(self) -> int:
@@ -118,6 +119,7 @@ def featurise(entries: list[FaqEntry], items: list[Item], semantic: SemanticInde
         answer = shipped.confidence(result.features) >= shipped.zones.answer
         if item.top_ids and answer and result.coverage < 1.0:  # the engine checks these answers
             item.support = retriever.topic_support(item.question, item.top_ids[0])
+            item.gap = retriever.topic_domain_gap(item.question)
 
 
 def fit(
@@ -298,6 +300,23 @@ def sweep(items: list[Item], cal: Calibrator) -> None:
                 right = sum(it.label for it in held)
                 cells.append(f"{ds}/{split} {right}/{len(held) - right}")
             print(f"{t:4.1f}  " + "  ".join(cells))
+    print("the engine's trigger, support < 5.0, and the topic words' domain gap at most g:")
+    for g in (-0.04, -0.02, -0.01, 0.0, 0.02, 0.04, 0.06, None):
+        cells = []
+        for (ds, split), group in sorted(groups.items()):
+            held = [
+                it
+                for it in group
+                if it.support is not None
+                and it.support < 5.0
+                and it.features is not None
+                and it.features.coverage <= 0.0
+                and frame_share(it.question) >= 0.6
+                and (g is None or it.gap is None or it.gap <= g)
+            ]
+            right = sum(it.label for it in held)
+            cells.append(f"{ds}/{split} {right}/{len(held) - right}")
+        print(f"{'any' if g is None else f'{g:+.2f}':>5}  " + "  ".join(cells))
 
 
 N_FEATURES = len(Features.__dataclass_fields__)

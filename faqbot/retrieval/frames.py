@@ -4,7 +4,8 @@ Why: the embedding of a short question is dominated by its frame, so "where is y
 lands next to "Where is my data stored?" with a high confidence although nothing in that entry
 is about offices. An answer needs evidence on the topic words themselves: found in the entry
 (lexical coverage) or, failing that, the topic words alone still pointing at the entry by
-meaning (hybrid.py checks this with one more query vector, only for such answers).
+meaning, or at least at the FAQ's own domain rather than at generic off-topic questions
+(hybrid.py checks this with one more query vector, only for such answers).
 
 The frame words are the function words of the languages users write in most (English, German,
 French, Spanish, Italian, Portuguese, Dutch), compared accent-folded and lower-cased.

@@ -46,9 +46,14 @@ LEXICAL_WEIGHT = 0.15
 # most TOPIC_COVERAGE) needs the topic words alone to point at the entry by meaning: the entry's
 # dense score (summed z-scores, scale-free) for them at least TOPIC_SUPPORT, else the confidence
 # is held in the "Did you mean" zone. Chosen on tune parts (bench/RESULTS.md, "Topic words").
+# Held only when the topic words are also foreign to the FAQ: their vector is no nearer to any
+# FAQ question than to the generic off-topic bank by more than TOPIC_DOMAIN_GAP (cosine). Topic
+# words in the FAQ's own domain ("where is the coronavirus from?" in a COVID FAQ: "coronavirus"
+# is in a quarter of its entries, not in the one that answers) say nothing against the entry.
 TOPIC_COVERAGE = 0.0
 TOPIC_FRAME_SHARE = 0.6
 TOPIC_SUPPORT = 5.0
+TOPIC_DOMAIN_GAP = 0.0
 
 
 class QueryEncoder:
@@ -333,7 +338,7 @@ class HybridRetriever:
         top = result.top
         check = unsure_topic and check_topic and top is not None
         support = self.topic_support(query, top.entry.id) if check and top else None
-        if support is not None and support < TOPIC_SUPPORT:
+        if support is not None and support < TOPIC_SUPPORT and not self._topic_in_domain(query):
             confidence = min(result.confidence, self._held_confidence())
             result = replace(result, confidence=round(confidence, 4))
         return result
@@ -347,17 +352,47 @@ class HybridRetriever:
         """How strongly the question's topic words alone point at the entry by meaning: its
         dense score (z-scores over the FAQ, summed as in ranking) for their vector; None
         without topic words or a vector."""
-        topic = topic_words(query)
         position = self.lexical.entry_position(entry_id)
-        if not topic or position is None or self.dense is None or self.queries is None:
+        vector = self._topic_vector(query)
+        if vector is None or position is None or self.dense is None:
             return None
-        try:
-            vector = self.queries.encode(topic)
-        except EmbeddingError:
-            return None  # no evidence either way: the calibrated confidence stands
         best_q, qa, answer = self.dense.entry_scores(vector)
         dense = zscore(best_q) + QA_WEIGHT * zscore(qa) + ANSWER_WEIGHT * zscore(answer)
         return float(dense[position])
+
+    def topic_domain_gap(self, query: str) -> float | None:
+        """How much nearer the question's topic words alone are to the FAQ than to the generic
+        off-topic bank: the best cosine of their vector with any FAQ question (or alternate)
+        less its best cosine with the bank; None without topic words, a vector or the bank.
+
+        Why: support (`topic_support`) asks whether the topic words point at one entry. Words
+        that are the FAQ's own subject ("coronavirus" in a COVID FAQ) point at the FAQ as a
+        whole, so they give a right answer low support although nothing in them is off topic;
+        words the question brings from outside ("office", "Büro", "order") sit nearer to
+        generic questions than to any entry. Measured in bench/RESULTS.md ("Topic words")."""
+        vector = self._topic_vector(query)
+        if vector is None or self.dense is None or self.background is None:
+            return None
+        best_q, _, _ = self.dense.entry_scores(vector)
+        return float(best_q.max()) - float((self.background @ vector).max())
+
+    def _topic_in_domain(self, query: str) -> bool:
+        """Whether the topic words belong to the FAQ's domain (then an answer is not held back:
+        the frame and the FAQ's subject together chose it). Unknown without the bank: False,
+        the support alone decides, as before the bank was consulted."""
+        gap = self.topic_domain_gap(query)
+        return gap is not None and gap > TOPIC_DOMAIN_GAP
+
+    def _topic_vector(self, query: str) -> np.ndarray | None:
+        """The vector of the question's topic words (cached by the query encoder: `prepare`
+        encodes it off the event loop); None without topic words or if the embedder fails."""
+        topic = topic_words(query)
+        if not topic or self.dense is None or self.queries is None:
+            return None
+        try:
+            return self.queries.encode(topic)
+        except EmbeddingError:
+            return None  # no evidence either way: the calibrated confidence stands
 
     def _ranked(
         self, query: str, vector: np.ndarray, candidates: np.ndarray, k: int
