@@ -1,4 +1,7 @@
-"""`python -m faqbot report | delete-user | retention` on the app's database (same settings)."""
+"""`python -m faqbot report | delete-user | retention` on the app's database (same settings).
+
+The commands run in process (`main(argv)`; logging set up afresh per test, as in a new process:
+tests/cli_support.py); `report` runs once as a real `python -m faqbot` child as well."""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ import json
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,11 +17,19 @@ import pytest
 
 from faqbot.ops.cli import main
 from tests.analytics_support import seed_data_dir
+from tests.cli_support import fresh_logging
 from tests.conftest import ROOT
 
 
 def _seed(data_dir: Path) -> None:
     seed_data_dir(data_dir)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_logging() -> Iterator[None]:
+    """The CLI configures logging once per process: here as in a new one, put back after."""
+    with fresh_logging():
+        yield
 
 
 @pytest.fixture
@@ -91,7 +103,12 @@ def _threads(data_dir: Path) -> list[tuple[str | None, str]]:
                       key=str)  # fmt: skip
 
 
-def test_delete_user(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_delete_user(
+    data_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No app runs here to re-read the revocations, so no wait for one (REFRESH_S + 0.5 s, twice):
+    # tests/test_signin_sessions.py runs the real command, waiting, against a running app.
+    monkeypatch.setattr("faqbot.store.revocations.REFRESH_S", 0.0)
     assert [u for u, _ in _threads(data_dir)].count("bob") == 2
     assert main(["delete-user", "bob"]) == 0
     out = capsys.readouterr().out

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,9 +14,11 @@ import pytest
 
 from faqbot.answering.bot import collect
 from faqbot.answering.factory import build_bot, warm_up
+from faqbot.config import Settings
 from faqbot.ops.doctor import diagnose
 from faqbot.web.health import llm_capabilities
 from tests import fake_openai as fo
+from tests.cli_support import in_process_cli
 
 pytestmark = pytest.mark.llm
 REPO = Path(__file__).resolve().parents[1]
@@ -87,13 +90,22 @@ def doctor(env: dict[str, str], timeout: str) -> subprocess.CompletedProcess[str
 
 
 def test_the_cli_prints_one_line_per_capability_and_exits_1_when_blocked(
-    tmp_path: Path, small_faq_dir: Path
+    tmp_path: Path,
+    small_faq_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
+    """The usable run in process (`main(argv)`, tests/cli_support.py) with only `env` among
+    the settings' variables, as the child has; the blocked run as a real child (exit 1)."""
     env = {"EMBEDDINGS": "off", "FAQ_DIR": str(small_faq_dir), "DATA_DIR": str(tmp_path),
            "OPENAI_API_KEY": "k", "PATH": "/usr/bin:/bin"}  # fmt: skip
-    with fo.running(mode="llama-cpp") as fake:
+    for name in [k for k in os.environ if k.lower() in Settings.model_fields]:
+        monkeypatch.delenv(name)
+    with fo.running(mode="llama-cpp") as fake, in_process_cli(capsys) as cli:
         env["OPENAI_BASE_URL"] = fake.base_url
-        ok = doctor(env, "5")
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        ok = cli("doctor", "--timeout", "5")
     assert ok.returncode == 0, ok.stderr
     assert "warn  tool_choice required: refused" in ok.stdout
     assert "ok    tool_choice named: tool call route_question" in ok.stdout

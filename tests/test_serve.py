@@ -1,6 +1,8 @@
 """`python -m faqbot serve`: HOST/PORT/RELOAD/DEBUG are honoured, a taken port exits 1.
 
-Each test runs the real command in a child process, as a user (or the Dockerfile's CMD) would.
+The serving tests run the real command in a child process, as a user (or the Dockerfile's CMD)
+would. The start-up refusals and `--help` run in process (`main(argv)`, tests/cli_support.py),
+with the step that imports Chainlit replaced by a failure: they must end before it.
 """
 
 from __future__ import annotations
@@ -14,14 +16,16 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+import faqbot.ops.serve
 from faqbot.config import load_settings
 from faqbot.ops.serve import chainlit_args
+from tests.cli_support import Ran, in_process_cli
 from tests.e2e_support import free_port, loopback_aliases_work
 
 pytestmark = pytest.mark.chainlit  # runs the real server
@@ -134,39 +138,59 @@ def test_serve_binds_only_the_host_it_is_given(tmp_path: Path) -> None:
         pass
 
 
-def test_serve_on_a_taken_port_exits_1_with_a_clear_message(tmp_path: Path) -> None:
+@pytest.fixture
+def serve_here(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Iterator[Callable[..., Ran]]:
+    """`serve_here(cwd, NAME=value, ...)`: `python -m faqbot serve` in process, in folder cwd
+    with serve_env's variables; reaching Chainlit's import fails the test instead of serving."""
+
+    def no_chainlit(files_dir: Path) -> None:
+        raise AssertionError("serve went on to load Chainlit")
+
+    monkeypatch.setattr(faqbot.ops.serve, "import_chainlit_with_files_in", no_chainlit)
+    with in_process_cli(capsys) as cli:
+
+        def run(cwd: Path, **extra: str) -> Ran:
+            for name in [k for k in os.environ if k.startswith("OPENAI_") or k == "CI"]:
+                monkeypatch.delenv(name)
+            for name, value in serve_env(**extra).items():
+                monkeypatch.setenv(name, value)
+            monkeypatch.chdir(cwd)
+            return cli("serve")
+
+        yield run
+
+
+def test_serve_on_a_taken_port_exits_1_with_a_clear_message(
+    tmp_path: Path, serve_here: Callable[..., Ran]
+) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen(1)
         port = taken.getsockname()[1]
-        env = serve_env(PORT=str(port), HOST="127.0.0.1", DATA_DIR=str(tmp_path / "data"))
-        started = time.monotonic()
-        proc = subprocess.run(
-            SERVE, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False
-        )
+        proc = serve_here(ROOT, PORT=str(port), HOST="127.0.0.1", DATA_DIR=str(tmp_path / "data"))
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in proc.stderr
     assert "set PORT" in proc.stderr
     assert "available at" not in proc.stdout + proc.stderr  # nothing claims to be serving
-    assert time.monotonic() - started < 30  # fails before loading Chainlit's app
+    # (It fails before loading Chainlit's app: serve_here fails the test on that import.)
 
 
-def test_serve_with_an_unwritable_data_dir_exits_1(tmp_path: Path) -> None:
+def test_serve_with_an_unwritable_data_dir_exits_1(
+    tmp_path: Path, serve_here: Callable[..., Ran]
+) -> None:
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("a file where DATA_DIR should be")
-    env = serve_env(PORT=str(free_port()), HOST="127.0.0.1", DATA_DIR=str(blocker / "data"))
-    proc = subprocess.run(
-        SERVE, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False
-    )
+    proc = serve_here(ROOT, PORT=str(free_port()), HOST="127.0.0.1", DATA_DIR=str(blocker / "data"))
     assert proc.returncode == 1
     assert f"DATA_DIR={blocker / 'data'} is not writable" in proc.stderr
 
 
-def test_serve_outside_the_app_folder_exits_1(tmp_path: Path) -> None:
-    env = serve_env(PORT=str(free_port()), PYTHONPATH=str(ROOT))
-    proc = subprocess.run(
-        SERVE, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False
-    )
+def test_serve_outside_the_app_folder_exits_1(
+    tmp_path: Path, serve_here: Callable[..., Ran]
+) -> None:
+    proc = serve_here(tmp_path, PORT=str(free_port()))
     assert proc.returncode == 1
     assert "chainlit_app.py not found" in proc.stderr
 
@@ -178,14 +202,8 @@ def test_reload_and_debug_become_chainlit_flags() -> None:
     assert both[-2:] == ["--watch", "--debug"]
 
 
-def test_serve_is_listed_in_the_cli_help() -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "faqbot", "serve", "--help"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+def test_serve_is_listed_in_the_cli_help(capsys: pytest.CaptureFixture[str]) -> None:
+    with in_process_cli(capsys) as cli:
+        proc = cli("serve", "--help")
     assert proc.returncode == 0
     assert "HOST:PORT" in proc.stdout
