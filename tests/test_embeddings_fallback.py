@@ -215,7 +215,8 @@ async def test_endpoint_failing_at_query_time_falls_back_to_lexical(
     assert bot.wait_for_vectors(20)
     assert bot.retriever.mode == "hybrid"
     assert bot.semantic is not None
-    bot.semantic.queries.cooldown = 0.5  # short, so recovery is seen below
+    now = [time.monotonic()]  # the encoder's clock: it moves only when the test moves it
+    bot.semantic.queries.clock = lambda: now[0]
     fake_openai.script_embeddings(*(reply() for _ in range(40)))  # down from now on
 
     result = await collect(bot.answer(REFUND))
@@ -250,7 +251,7 @@ async def test_endpoint_failing_at_query_time_falls_back_to_lexical(
     assert "query_embedding" in retrieval["embeddings"]
 
     fake_openai.reset()  # the endpoint is back: hybrid ranking again after the cooldown
-    await asyncio.sleep(0.6)
+    now[0] += bot.semantic.queries.cooldown + 0.1
     found = bot.retriever.search("Which currencies can I pay in?")
     assert found.features is not None
 

@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import threading
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -63,9 +63,16 @@ class QueryEncoder:
     one timeout, not one per question, and never blocks the event loop again meanwhile.
     """
 
-    def __init__(self, embedder: Embedder, size: int = 2048, cooldown: float = 30.0) -> None:
+    def __init__(
+        self,
+        embedder: Embedder,
+        size: int = 2048,
+        cooldown: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.embedder = embedder
         self.cooldown = cooldown
+        self.clock = clock  # a test's clock steps over the cooldown without waiting for it
         self._cache: LRUCache[str, np.ndarray] = LRUCache(maxsize=size)
         self._lock = threading.Lock()
         self._down_until = 0.0
@@ -87,7 +94,7 @@ class QueryEncoder:
                 self._cache[text] = vector
 
     def down(self) -> bool:
-        return time.monotonic() < self._down_until
+        return self.clock() < self._down_until
 
     def encode(self, text: str) -> np.ndarray:
         """The query vector; raises EmbeddingError (at once while cooling down)."""
@@ -99,7 +106,7 @@ class QueryEncoder:
         try:
             fresh: np.ndarray = self.embedder.embed([text], kind="query")[0]
         except EmbeddingError:
-            self._down_until = time.monotonic() + self.cooldown
+            self._down_until = self.clock() + self.cooldown
             raise
         with self._lock:
             self._cache[text] = fresh
@@ -150,7 +157,7 @@ class QueryEncoder:
         try:
             vectors = self.embedder.embed(texts, kind="query")
         except EmbeddingError:
-            self._down_until = time.monotonic() + self.cooldown
+            self._down_until = self.clock() + self.cooldown
             return
         with self._lock:
             for text, vector in zip(texts, vectors, strict=True):
