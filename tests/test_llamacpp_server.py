@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import random
 import socket
 import subprocess
 import sys
@@ -57,6 +58,21 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def restartable_port() -> int:
+    """A free port below the kernel's ephemeral range: while the killed server is down, no
+    other process (a parallel test's server on port 0, an outgoing connection) is handed it."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    for _ in range(100):
+        port = random.randrange(10_000, max(low, 10_001))
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    pytest.fail(f"no free port between 10000 and {low}")
 
 
 def start_server(model: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
@@ -202,7 +218,7 @@ async def test_server_killed_mid_answer_then_restarted(
     replaces the model's and the breaker counts one failure; restarted on the same port: the
     next question is the model's again and the breaker closes. (Killing after the first answer
     token proved flaky: the 270M model often sends its whole, nearly empty answer at once.)"""
-    port = free_port()
+    port = restartable_port()
     log = tmp_path / "server.log"
     proc = start_server(model_path, port, log)
     base = f"http://127.0.0.1:{port}/v1"
