@@ -13,6 +13,7 @@ counts the server's tokens. ~1.5-2.5 min on 2 shared cores (the model reads ~100
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import random
 import socket
@@ -101,11 +102,37 @@ def start_server(model: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
             pytest.fail(f"llama-cpp-python's server exited: see {log}")
         try:
             if httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=1).status_code == 200:
-                return proc
+                return first_completion(proc, port, log)
         except httpx.HTTPError:
             time.sleep(0.2)
     proc.kill()
     pytest.fail("llama-cpp-python's server did not start within 90 s")
+
+
+def first_completion(
+    proc: subprocess.Popen[bytes], port: int, log: Path
+) -> subprocess.Popen[bytes]:
+    """One token generated, or a failure that names the cause: a build for another CPU (a
+    native build using AMX in a VM that does not grant it) crashes on the first completion,
+    which the tests would otherwise report as connection errors."""
+    body = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 1}
+    with contextlib.suppress(httpx.HTTPError):  # a crash shows as the exit code below
+        httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", json=body, timeout=60)
+    code = _exit_within(proc, 1.0)
+    if code is not None:
+        pytest.fail(
+            f"llama-cpp-python's server died on its first completion (exit {code}; see {log}); "
+            "a crash (-11) is most often a build for another CPU: rebuild it portable, as "
+            ".ci/run does (CMAKE_ARGS=-DGGML_NATIVE=OFF)"
+        )
+    return proc
+
+
+def _exit_within(proc: subprocess.Popen[bytes], seconds: float) -> int | None:
+    try:
+        return proc.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        return None
 
 
 @pytest.fixture(scope="module")
