@@ -11,8 +11,10 @@ FaqBotError                 base; `user_message` is safe to show, `code` is stab
     ├── LLMTimeoutError     no answer within the time budget
     ├── LLMRateLimitError   the provider said 429 (with its Retry-After as retry_after)
     ├── LLMAuthError        the provider rejected the credentials (operator must act)
-    ├── LLMUnavailableError 5xx (any Retry-After as retry_after), connection error, open circuit
-    └── LLMProtocolError    torn stream, malformed tool call, empty choices
+    ├── LLMUnavailableError 5xx (any Retry-After as retry_after), connection error (also one
+    │                       dropped mid-stream), open circuit
+    └── LLMProtocolError    a stream ended without a finish reason, malformed tool call,
+                            empty choices
 EmbeddingError (a FaqBotError) the embedder failed; retrieval continues lexical-only
 """
 
