@@ -227,6 +227,23 @@ async def test_foreign_thread_id_starts_a_thread_of_its_own(open_url: str, open_
     assert any("ATTACKER" in (o or "") for (o,) in mine)  # the attacker's words went home
 
 
+async def test_another_visitors_chat_thread_is_not_resumed(open_url: str, open_dir: Path) -> None:
+    """Sign-in off: visitor B names visitor A's chat thread, a real UUID, so only the ownership
+    check (another session's or another author's thread) keeps B's words out of A's thread."""
+    async with ChatClient(open_url) as chat:
+        hers = await chat.ask("What is your refund policy?")
+    await _settle(open_dir, hers.thread_id, 3)
+    async with Visitor(open_url, thread_id=hers.thread_id) as intruder:
+        his = await intruder.ask("INTRUDER: what plans do you have?")
+    await _settle(open_dir, his.thread_id, 3)
+    assert his.thread_id != hers.thread_id
+    stored = rows(open_dir, 'SELECT output FROM steps WHERE "threadId" = ?', (hers.thread_id,))
+    assert stored
+    assert not any("INTRUDER" in (o or "") for (o,) in stored)
+    mine = rows(open_dir, 'SELECT output FROM steps WHERE "threadId" = ?', (his.thread_id,))
+    assert any("INTRUDER" in (o or "") for (o,) in mine)  # B's words went to B's own thread
+
+
 async def test_another_users_thread_is_not_resumed(signed_url: str, signed_dir: Path) -> None:
     alice = await sign_in(signed_url, "alice", "alice-pw")
     async with ChatClient(signed_url, headers=dict(alice)) as chat:
