@@ -101,8 +101,3 @@ def seed_vectors(source: Path, data_dir: Path) -> Path:
     for npz in source.glob("*.npz"):
         shutil.copyfile(npz, target / npz.name)
     return data_dir
-
-
-if __name__ == "__main__":  # scripts/check: encode while the linters run (nothing when cached)
-    if os.environ.get("FAQBOT_TEST_CACHE") != "off":
-        encode_shipped_faq(cache_folder(Path()))
