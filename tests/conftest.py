@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 from hypothesis.configuration import set_hypothesis_home_dir
 
-from tests.file_order import FileClock, order_longest_first, recorded
 from tests.redis_support import throwaway_redis  # noqa: F401 - a fixture for every module
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -247,26 +246,6 @@ def _tree_state() -> dict[str, tuple[str, int, int]] | None:
     return state
 
 
-# Longest files first (tests/file_order.py): the controller reads the record once and hands it
-# to the workers, so that they all collect the same order; it adds up the workers' reports.
-_CLOCK = FileClock()
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_configure_node(node: Any) -> None:  # pytest-xdist's hook, in the controller
-    node.workerinput["faqbot_file_seconds"] = recorded()
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    worker = getattr(config, "workerinput", None)
-    order_longest_first(items, worker["faqbot_file_seconds"] if worker else recorded())
-
-
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    if not os.environ.get("PYTEST_XDIST_WORKER"):  # the controller, or a run without xdist
-        _CLOCK.add(report)
-
-
 def pytest_sessionstart(session: pytest.Session) -> None:
     global _tree_before
     if not hasattr(session.config, "workerinput"):  # the controller only, under pytest-xdist
@@ -280,8 +259,6 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     Outside CI other changes are only reported: a developer (or another process) may edit
     sources or run the CLI in the checkout during the run. FAQBOT_TREE_GUARD=0 skips the check.
     """
-    if not hasattr(session.config, "workerinput") and exitstatus != pytest.ExitCode.INTERRUPTED:
-        _CLOCK.save()
     if _tree_before is None or os.environ.get("FAQBOT_TREE_GUARD") == "0":
         return
     after = _tree_state()
