@@ -1,13 +1,10 @@
 """The copilot widget with sign-in on, and the CORS refusal named in the log (issue 20, item 14).
 
 With sign-in on, a host page mounts the widget with `accessToken`: a session token its own
-server signed for the visitor with CHAINLIT_AUTH_SECRET (docs/widget.md). It is exchanged
-(`POST /auth/jwt`, `Authorization: Bearer`) for the session cookie before the widget mounts, as
-docs/widget.md says (Chainlit's copilot opens its socket when the visitor opens it, without
-waiting for its own exchange: once, on a loaded CI machine, the click came first and the chat
-never connected), and the socket.io connection carries that cookie. Without it the widget says
-"No authentication token provided."; a token signed with another secret, or for a revoked user,
-opens nothing.
+server signed for the visitor with CHAINLIT_AUTH_SECRET (README "Embed on your site"). Chainlit's
+copilot exchanges it (`POST /auth/jwt`, `Authorization: Bearer`) for the session cookie, and its
+socket.io connection carries that cookie. Without it the widget says "No authentication token
+provided."; a token signed with another secret, or for a revoked user, opens nothing.
 
 Without CORS_ORIGINS naming the host page's origin the browser says only "TypeError: Failed to
 fetch": the server now logs one line naming the refused origin and CORS_ORIGINS, once per
@@ -40,17 +37,8 @@ HOST_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>Partner</
 <script src="{server}/copilot/index.js"></script>
 <script>
   var token = new URLSearchParams(location.search).get("token");
-  function mount() {{
-    window.mountChainlitWidget({{chainlitServer: "{server}", theme: "light",
-                                 accessToken: token || undefined}});
-  }}
-  // docs/widget.md: the token is exchanged before the widget mounts
-  if (token) {{
-    fetch("{server}/auth/jwt", {{method: "POST", credentials: "include",
-                                 headers: {{Authorization: "Bearer " + token}}}}).finally(mount);
-  }} else {{
-    mount();
-  }}
+  window.mountChainlitWidget({{chainlitServer: "{server}", theme: "light",
+                               accessToken: token || undefined}});
 </script>
 </body></html>"""
 
@@ -120,20 +108,8 @@ def test_the_widget_works_with_sign_in_given_an_access_token(
     host_pages: tuple[str, str],
 ) -> None:
     page: Any
-    held: list[Any] = []
     with browser_page() as page:
-        # A slow token exchange (a visitor's slow network): until it is done there is no
-        # widget to open, so an early click cannot open a chat that never connects.
-        def hold(route: Any) -> None:
-            held.append(route)
-
-        page.route("**/auth/jwt", hold)
         page.goto(f"{host_pages[0]}?token={visitor_token('visitor-42')}")
-        page.wait_for_timeout(1500)
-        assert len(held) == 1
-        assert page.locator("#chainlit-copilot-button").count() == 0
-        held[0].continue_()
-        page.unroute("**/auth/jwt", hold)
         chat = _open_widget(page)
         page.locator("#chat-input").fill("Do you offer discounts for annual subscriptions?")
         page.locator("#chat-submit").click()
