@@ -31,6 +31,7 @@ from typing import Any
 import socketio
 
 from faqbot.domain import ROUTE_STEP_NAME
+from tests import app_fork
 
 ROOT = Path(__file__).resolve().parent.parent
 PROFILE = "FAQ assistant"
@@ -157,18 +158,22 @@ def _chainlit_once(
         )
     child_env.update(env or {})
     url = f"http://127.0.0.1:{port}"
-    with tempfile.TemporaryFile() as log:
+    with tempfile.NamedTemporaryFile() as log:
 
         def output() -> str:
             # pread: the child writes through the same file offset, so never move it.
             fd = log.fileno()
             return os.pread(fd, os.fstat(fd).st_size, 0).decode(errors="replace")
 
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "chainlit", "run", app, "--headless",
-             "--host", "127.0.0.1", "--port", str(port), *args],
-            cwd=root, env=child_env, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+        argv = ["run", app, "--headless", "--host", "127.0.0.1", "--port", str(port), *args]
+        proc: subprocess.Popen[bytes] | app_fork.App
+        if app_fork.enabled(child_env):  # imports shared with the other apps: tests/app_fork.py
+            proc = app_fork.start(argv, root, child_env, log.name)
+        else:
+            command = [sys.executable, "-m", "chainlit", *argv]
+            proc = subprocess.Popen(
+                command, cwd=root, env=child_env, stdout=log, stderr=subprocess.STDOUT
+            )
         _LOGS[url] = output
         _PIDS[url] = proc.pid
         try:
