@@ -1,9 +1,13 @@
 """The copilot widget with sign-in on, and the CORS refusal named in the log (issue 20, item 14).
 
-With sign-in on, a host page mounts the widget with `accessToken`: a session token its own
-server signed for the visitor with CHAINLIT_AUTH_SECRET (README "Embed on your site"). Chainlit's
-copilot exchanges it (`POST /auth/jwt`, `Authorization: Bearer`) for the session cookie, and its
-socket.io connection carries that cookie. Without it the widget says "No authentication token
+With sign-in on, a host page gets a session token its own server signed for the visitor with
+CHAINLIT_AUTH_SECRET and exchanges it (`POST /auth/jwt`, `Authorization: Bearer`) for the session
+cookie before it mounts the widget (docs/widget.md). Mounted with `accessToken` instead, Chainlit's
+copilot (2.12) does that exchange itself but opens its socket as soon as the visitor opens it:
+a visitor quicker than the exchange got a chat that never connected (seen once on a loaded CI
+machine, reproduced by holding the exchange). Mounted after it without the token, the copilot
+waits for its `GET /user` before it shows the chat and connects. A failed exchange mounts with
+the token, so the copilot says why. Without a token the widget says "No authentication token
 provided."; a token signed with another secret, or for a revoked user, opens nothing.
 
 Without CORS_ORIGINS naming the host page's origin the browser says only "TypeError: Failed to
@@ -37,8 +41,18 @@ HOST_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>Partner</
 <script src="{server}/copilot/index.js"></script>
 <script>
   var token = new URLSearchParams(location.search).get("token");
-  window.mountChainlitWidget({{chainlitServer: "{server}", theme: "light",
-                               accessToken: token || undefined}});
+  function mount(accessToken) {{
+    window.mountChainlitWidget({{chainlitServer: "{server}", theme: "light", accessToken}});
+  }}
+  // docs/widget.md, "With sign-in on": the exchange first, then the widget
+  if (token) {{
+    fetch("{server}/auth/jwt", {{method: "POST", credentials: "include",
+                                 headers: {{Authorization: "Bearer " + token}}}})
+      .then(function (r) {{ return r.ok; }}, function () {{ return false; }})
+      .then(function (ok) {{ mount(ok ? undefined : token); }});
+  }} else {{
+    mount(undefined);
+  }}
 </script>
 </body></html>"""
 
@@ -105,16 +119,36 @@ def _open_widget(page: Any) -> Any:
 
 
 def test_the_widget_works_with_sign_in_given_an_access_token(
-    host_pages: tuple[str, str],
+    app_url: str, host_pages: tuple[str, str]
 ) -> None:
     page: Any
+    held: dict[str, list[Any]] = {"jwt": [], "user": []}
+    refused = "Authentication failed in websocket connect"
+    refusals = server_log(app_url, tail=400_000).count(refused)
     with browser_page() as page:
+        # A visitor on a slow network: the token exchange and then the widget's GET /user are
+        # held. Nothing can be opened before the exchange ends; opened while /user is pending,
+        # the widget connects once /user answers (never a chat that cannot connect).
+        page.route("**/auth/jwt", lambda route: held["jwt"].append(route))
+        page.route("**/user", lambda route: held["user"].append(route))
         page.goto(f"{host_pages[0]}?token={visitor_token('visitor-42')}")
-        chat = _open_widget(page)
+        page.wait_for_timeout(1500)
+        assert len(held["jwt"]) == 1
+        assert page.locator("#chainlit-copilot-button").count() == 0
+        held["jwt"][0].continue_()
+        page.locator("#chainlit-copilot-button").click(timeout=20_000)
+        page.wait_for_timeout(1500)
+        assert held["user"], "the widget asks who the visitor is"
+        page.unroute("**/user")
+        for route in held["user"]:
+            route.continue_()
+        chat = page.locator("#chainlit-copilot-chat")
+        chat.wait_for(timeout=20_000)
         page.locator("#chat-input").fill("Do you offer discounts for annual subscriptions?")
         page.locator("#chat-submit").click()
         chat.get_by_text(DISCOUNT).wait_for(timeout=20_000)
         assert chat.get_by_text("No authentication token provided.").count() == 0
+        assert server_log(app_url, tail=400_000).count(refused) == refusals
         page.screenshot(path=str(ARTIFACTS / "copilot-widget-signed-in.png"))
         # The answer's source link opens on the bot's site, where /api wants the session: the
         # visitor's session cookie (set by the token exchange) goes with the navigation.
