@@ -53,6 +53,8 @@ def enabled(env: dict[str, str]) -> bool:
     default = "1" if "PYTEST_CURRENT_TEST" in os.environ else "0"
     if os.environ.get("FAQBOT_TEST_FORK", default) == "0":
         return False
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return False
     return not any(k.startswith("PYTHON") and k not in _FRESH_ONLY for k in env)
 
 
