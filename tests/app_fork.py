@@ -120,8 +120,8 @@ def _main(args: list[str], cwd: str, env: dict[str, str], log_path: str, path: l
     os.dup2(fd, 2)
     os.close(fd)
     # Unbuffered, as PYTHONUNBUFFERED=1 gives a fresh interpreter: the tests read the log live.
-    for name in ("stdout", "stderr"):
-        stream = io.TextIOWrapper(io.FileIO(1 if name == "stdout" else 2, "w", closefd=False),
+    for name, fileno in (("stdout", 1), ("stderr", 2)):
+        stream = io.TextIOWrapper(io.FileIO(fileno, "w", closefd=False),
                                   write_through=True, line_buffering=True)  # fmt: skip
         setattr(sys, name, stream)
         setattr(sys, f"__{name}__", stream)
