@@ -9,8 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import collections
 import contextlib
+import os
+import re
 import shutil
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +23,8 @@ from urllib.parse import urlparse
 
 import pytest
 
+JOURNAL_LINES = 300  # the last lines of what a page did, printed when its test fails
+FRAME_CHARS = 300
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 ARGS = [
@@ -107,11 +114,51 @@ class _SharedBrowser:
 _SHARED = _SharedBrowser()
 
 
+class _Journal:
+    """What the page did (console, errors, failed requests, socket frames), timed, to print
+    when a test fails: a timeout alone cannot tell a message never sent from an answer lost."""
+
+    def __init__(self, page: Any) -> None:
+        self.started = time.monotonic()
+        self.lines: collections.deque[str] = collections.deque(maxlen=JOURNAL_LINES)
+        page.on("console", lambda m: self.add(f"console.{m.type}: {m.text}"))
+        page.on("pageerror", lambda e: self.add(f"pageerror: {e}"))
+        page.on("requestfailed", lambda r: self.add(f"failed: {r.method} {r.url} {r.failure}"))
+        page.on("websocket", self._socket)
+
+    def add(self, line: str) -> None:
+        self.lines.append(f"{time.monotonic() - self.started:7.2f} {line[:FRAME_CHARS]}")
+
+    def _socket(self, socket: Any) -> None:
+        self.add(f"websocket {socket.url}")
+        socket.on("framesent", lambda frame: self.add(f"sent {frame!s}"))
+        socket.on("framereceived", lambda frame: self.add(f"got  {frame!s}"))
+        socket.on("close", lambda _: self.add("websocket closed"))
+
+    def report(self, page: Any, error: BaseException) -> None:
+        """Print the journal, the page's text and a screenshot's path (to the test's output)."""
+        name = re.sub(r"\W+", "-", os.environ.get("PYTEST_CURRENT_TEST", "page"))[-120:]
+        shot = ARTIFACTS / f"failed-{name}.png"
+        with contextlib.suppress(Exception):
+            page.screenshot(path=str(shot))
+        text = "(unreadable)"
+        with contextlib.suppress(Exception):
+            text = page.inner_text("body", timeout=2_000)[-3_000:]
+        print(f"--- browser page at failure ({type(error).__name__}; screenshot: {shot}) ---",
+              *self.lines, "--- page text ---", text, sep="\n", file=sys.stderr)  # fmt: skip
+
+
 @contextlib.contextmanager
 def browser_page() -> Iterator[object]:
     """A fresh page (in a new context of the session's Chromium) whose requests to non-loopback
-    hosts are aborted. Use from synchronous tests (Playwright's sync API)."""
+    hosts are aborted. Use from synchronous tests (Playwright's sync API). When the block
+    raises, what the page did is printed with the failure (`_Journal`)."""
     require_chromium()
     ARTIFACTS.mkdir(exist_ok=True)
     with _SHARED.page() as page:
-        yield page
+        journal = _Journal(page)
+        try:
+            yield page
+        except BaseException as error:
+            journal.report(page, error)
+            raise
