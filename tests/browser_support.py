@@ -25,6 +25,7 @@ import pytest
 
 JOURNAL_LINES = 300  # the last lines of what a page did, printed when its test fails
 FRAME_CHARS = 300
+RESEND_AFTER_MS = 5_000
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 ARGS = [
@@ -162,3 +163,33 @@ def browser_page() -> Iterator[object]:
         except BaseException as error:
             journal.report(page, error)
             raise
+
+
+def send_message(page: Any, text: str, timeout_ms: float = 20_000) -> None:
+    """Type `text` into the chat (the UI's or the widget's) and send it, as a visitor does:
+    once the send button takes a click (connected, no answer running), then wait until the UI shows
+    it as the visitor's message. That bubble is drawn by the browser itself before anything
+    goes to the server, so a test failing after this line failed on the server's side.
+
+    A click the UI did not take (the text still in the box and no bubble after
+    `RESEND_AFTER_MS`: seen once in CI, under load) is made once more and said on stderr; a
+    visitor clicks again too. A message the UI took is never sent twice.
+    """
+    from playwright.sync_api import expect
+
+    box, send = page.locator("#chat-input"), page.locator("#chat-submit")
+    sent = page.locator('[data-step-type="user_message"]', has_text=text)
+    before = sent.count()
+    box.fill(text)
+    expect(send).to_be_enabled(timeout=timeout_ms)  # it is while the box holds text
+    send.click()
+    try:
+        expect(sent).to_have_count(before + 1, timeout=RESEND_AFTER_MS)
+        return
+    except AssertionError:
+        if box.input_value() != text:
+            raise  # the UI took the text (the box was emptied) but does not show it
+    print(f"send_message: the UI did not take the click on send; clicking again ({text!r})",
+          file=sys.stderr)  # fmt: skip
+    send.click()
+    expect(sent).to_have_count(before + 1, timeout=timeout_ms)

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from faqbot.knowledge.loader import load_knowledge_base
-from tests.browser_support import ARTIFACTS, browser_page
+from tests.browser_support import ARTIFACTS, browser_page, send_message
 from tests.e2e_support import ROOT, chainlit_server, server_logs_on_failure
 
 pytestmark = pytest.mark.browser
@@ -80,8 +80,7 @@ def test_welcome_starter_router_step_and_follow_up(app_url: str) -> None:
         assert page.locator("#starters").count() == 0  # the welcome screen gave way
 
         # A typed follow-up in the same session, answered from the same category.
-        page.fill("#chat-input", FOLLOW_UP)
-        page.click("#chat-submit")
+        send_message(page, FOLLOW_UP)
         page.locator(STEP).nth(1).wait_for(timeout=15_000)
         page.locator(STEP).nth(1).click()
         assert "Topic: sales" in router.nth(1).inner_text()

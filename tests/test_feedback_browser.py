@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser_support import ARTIFACTS, browser_page
+from tests.browser_support import ARTIFACTS, browser_page, send_message
 from tests.e2e_support import ROOT, chainlit_server, server_logs_on_failure
 
 pytestmark = [pytest.mark.browser, pytest.mark.chainlit]
@@ -55,8 +55,7 @@ def test_a_thumbs_down_clicked_in_the_chat_reaches_the_report_and_admin(tmp_path
         page: Any = page_obj
         page.goto(url)
         page.get_by_text("Hi! I answer questions from our FAQ.").wait_for(timeout=20_000)
-        page.locator("#chat-input").fill(REFUND_Q)
-        page.locator("#chat-submit").click()
+        send_message(page, REFUND_Q)
         page.get_by_text(REFUND).first.wait_for(timeout=30_000)
         page.locator("#stop-button").wait_for(state="detached", timeout=20_000)
 

@@ -87,7 +87,7 @@ def test_in_the_browser_the_chosen_answer_has_thumbs(tmp_path: Path) -> None:
     thumbs-down clicked there is stored against that answer."""
     import asyncio
 
-    from tests.browser_support import ARTIFACTS, browser_page
+    from tests.browser_support import ARTIFACTS, browser_page, send_message
 
     data = tmp_path / "data"
     env = {"DATA_DIR": str(data), "CONFIDENCE_THRESHOLD": "1.0", "SUGGEST_THRESHOLD": "0.0"}
@@ -101,8 +101,7 @@ def test_in_the_browser_the_chosen_answer_has_thumbs(tmp_path: Path) -> None:
         with browser_page() as page_obj:
             page: Any = page_obj
             page.goto(url)
-            page.locator("#chat-input").fill(UNSURE_Q)
-            page.locator("#chat-submit").click()
+            send_message(page, UNSURE_Q)
             choice = page.get_by_role("button", name=label)
             choice.wait_for(timeout=30_000)
             page.locator("#stop-button").wait_for(state="detached", timeout=20_000)

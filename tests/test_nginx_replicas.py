@@ -23,7 +23,7 @@ import pytest
 import redis
 
 from faqbot.passwords import hash_password
-from tests.browser_support import browser_page
+from tests.browser_support import browser_page, send_message
 from tests.e2e_support import (
     ROOT,
     ChatClient,
@@ -130,8 +130,7 @@ def test_a_browser_session_streams_through_nginx(cluster: Cluster) -> None:
         page.fill("#email", "alice")  # type: ignore[attr-defined]
         page.fill("#password", PASSWORD)  # type: ignore[attr-defined]
         page.locator("button[type=submit]").click()  # type: ignore[attr-defined]
-        page.locator("#chat-input").fill(QUESTION)  # type: ignore[attr-defined]
-        page.locator("#chat-submit").click()  # type: ignore[attr-defined]
+        send_message(page, QUESTION)
         page.get_by_text(DISCOUNT).first.wait_for(timeout=20_000)  # type: ignore[attr-defined]
         page.locator('[id="step-FAQ lookup"]').first.wait_for()  # type: ignore[attr-defined]
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from faqbot.knowledge.loader import load_knowledge_base
-from tests.browser_support import ARTIFACTS, browser_page
+from tests.browser_support import ARTIFACTS, browser_page, send_message
 from tests.e2e_support import ROOT, chainlit_server, server_logs_on_failure
 
 pytestmark = pytest.mark.browser
@@ -34,8 +34,7 @@ def test_clicking_a_related_question_asks_it_in_the_same_thread(app_url: str) ->
     page: Any
     with browser_page() as page:
         page.goto(app_url)
-        page.locator("#chat-input").fill(INVITE.question)
-        page.locator("#chat-submit").click()
+        send_message(page, INVITE.question)
         page.get_by_text(INVITE.answer[:60]).first.wait_for(timeout=20_000)
         # the author's `related:` list in faqs/account.yaml, as buttons under the answer
         page.get_by_role("button", name=ROLES.question).wait_for(timeout=15_000)

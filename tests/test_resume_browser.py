@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from faqbot.passwords import hash_password
-from tests.browser_support import ARTIFACTS, browser_page
+from tests.browser_support import ARTIFACTS, browser_page, send_message
 from tests.e2e_support import chainlit_server, server_logs_on_failure
 
 pytestmark = pytest.mark.browser
@@ -48,8 +48,7 @@ def test_sign_in_ask_reload_resume_from_sidebar_and_follow_up(tmp_path: Path) ->
         page.locator("button[type=submit]").click()
         page.get_by_text("Hi! I answer questions from our FAQ.").wait_for(timeout=20_000)
 
-        page.fill("#chat-input", REFUND_Q)
-        page.click("#chat-submit")
+        send_message(page, REFUND_Q)
         page.get_by_text(REFUND).first.wait_for(timeout=30_000)
         page.wait_for_url(re.compile(r"/thread/"), timeout=10_000)
         thread_id = page.url.rsplit("/", 1)[-1]
@@ -65,8 +64,7 @@ def test_sign_in_ask_reload_resume_from_sidebar_and_follow_up(tmp_path: Path) ->
         page.get_by_text(REFUND).first.wait_for(timeout=20_000)  # the old answer is back
 
         page.locator("#chat-input").wait_for(timeout=20_000)
-        page.fill("#chat-input", FOLLOW_UP)
-        page.click("#chat-submit")
+        send_message(page, FOLLOW_UP)
         page.locator('[id="step-FAQ lookup"]').nth(1).wait_for(timeout=30_000)
         page.get_by_text(FOLLOW_UP).first.wait_for()
         page.locator("#stop-button").wait_for(state="detached", timeout=20_000)

@@ -30,7 +30,7 @@ from faqbot.web.security import (
     inline_script_hashes,
     websocket_origin_check,
 )
-from tests.browser_support import ARTIFACTS, browser_page
+from tests.browser_support import ARTIFACTS, browser_page, send_message
 from tests.e2e_support import chainlit_server
 
 ALLOWED = "http://partner.test:3000"
@@ -343,8 +343,7 @@ def test_the_chainlit_ui_works_under_its_csp(app_url: str) -> None:
         page.add_init_script(WATCH_CSP)
         page.on("console", lambda m: console.append(m.text))
         page.goto(app_url)
-        page.locator("#chat-input").fill("Do you offer discounts for annual subscriptions?")
-        page.locator("#chat-submit").click()
+        send_message(page, "Do you offer discounts for annual subscriptions?")
         page.get_by_text("20% discount for annual subscriptions").first.wait_for(timeout=20_000)
         page.wait_for_timeout(500)
         assert page.evaluate("window.__csp") is None

@@ -29,7 +29,7 @@ import jwt
 import pytest
 
 from faqbot.passwords import MIN_ITERATIONS, hash_password
-from tests.browser_support import ARTIFACTS, browser_page
+from tests.browser_support import ARTIFACTS, browser_page, send_message
 from tests.e2e_support import chainlit_server, free_port, server_log, server_logs_on_failure
 
 pytestmark = [pytest.mark.browser, pytest.mark.chainlit]
@@ -144,8 +144,7 @@ def test_the_widget_works_with_sign_in_given_an_access_token(
             route.continue_()
         chat = page.locator("#chainlit-copilot-chat")
         chat.wait_for(timeout=20_000)
-        page.locator("#chat-input").fill("Do you offer discounts for annual subscriptions?")
-        page.locator("#chat-submit").click()
+        send_message(page, "Do you offer discounts for annual subscriptions?")
         chat.get_by_text(DISCOUNT).wait_for(timeout=20_000)
         assert chat.get_by_text("No authentication token provided.").count() == 0
         assert server_log(app_url, tail=400_000).count(refused) == refusals

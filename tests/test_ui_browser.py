@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from faqbot.knowledge.loader import load_knowledge_base
-from tests.browser_support import ARTIFACTS, browser_page
+from tests.browser_support import ARTIFACTS, browser_page, send_message
 from tests.e2e_support import ROOT, chainlit_server, free_port, server_logs_on_failure
 
 pytestmark = pytest.mark.browser
@@ -89,8 +89,7 @@ def _origin(url: str) -> str:
 
 
 def _ask(page: Any, question: str) -> None:
-    page.locator("#chat-input").fill(question)
-    page.locator("#chat-submit").click()
+    send_message(page, question)
 
 
 def test_clicking_a_suggestion_shows_its_answer_and_source(app_url: str) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser_support import ARTIFACTS, browser_page
+from tests.browser_support import ARTIFACTS, browser_page, send_message
 from tests.conftest import FAQ_DIR
 from tests.e2e_support import chainlit_server, free_port
 
@@ -86,8 +86,7 @@ def _ask_in_widget(page: Any, question: str) -> Any:
     page.locator("#chainlit-copilot-button").click(timeout=20_000)
     chat = page.locator("#chainlit-copilot-chat")
     chat.wait_for(timeout=20_000)
-    page.locator("#chat-input").fill(question)
-    page.locator("#chat-submit").click()
+    send_message(page, question)
     return chat
 
 
@@ -152,8 +151,7 @@ def test_html_in_an_answer_is_shown_as_text_in_the_ui(app_url: str) -> None:
     page: Any
     with browser_page() as page:
         page.goto(app_url)
-        page.locator("#chat-input").fill("How do I add the tracking snippet to my site header?")
-        page.locator("#chat-submit").click()
+        send_message(page, "How do I add the tracking snippet to my site header?")
         page.get_by_text("into the page header").first.wait_for(timeout=20_000)
         page.wait_for_timeout(500)
         text = page.inner_text("body")
