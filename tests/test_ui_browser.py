@@ -88,15 +88,11 @@ def _origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-def _ask(page: Any, question: str) -> None:
-    send_message(page, question)
-
-
 def test_clicking_a_suggestion_shows_its_answer_and_source(app_url: str) -> None:
     page: Any
     with browser_page() as page:
         page.goto(app_url)
-        _ask(page, UNSURE_Q)
+        send_message(page, UNSURE_Q)
         page.get_by_text("I'm not sure I understood. Did you mean:").wait_for(timeout=20_000)
         offered = [e for e in KB.entries if page.get_by_role("button", name=e.question).count()]
         assert 2 <= len(offered) <= 3, [e.question for e in offered]
@@ -139,7 +135,7 @@ def test_the_ui_and_the_widget_make_no_outside_request(app_url: str, host_page: 
     with browser_page() as page:
         _record(page, requests, failed)
         page.goto(app_url)
-        _ask(page, QUESTION)
+        send_message(page, QUESTION)
         page.get_by_text(DISCOUNT).first.wait_for(timeout=20_000)
         page.wait_for_timeout(1000)
         html = page.content()
@@ -147,7 +143,7 @@ def test_the_ui_and_the_widget_make_no_outside_request(app_url: str, host_page: 
         _record(page, requests, failed)
         page.goto(host_page)
         page.locator("#chainlit-copilot-button").click(timeout=20_000)
-        _ask(page, QUESTION)
+        send_message(page, QUESTION)
         page.locator("#chainlit-copilot-chat").get_by_text(DISCOUNT).wait_for(timeout=20_000)
         page.wait_for_timeout(1000)
     network = [u for u in requests if not u.startswith(("data:", "blob:")) and u != host_page]
@@ -164,7 +160,7 @@ def test_the_widget_avatar_loads_on_another_site(app_url: str, host_page: str) -
     with browser_page() as page:
         page.goto(host_page)
         page.locator("#chainlit-copilot-button").click(timeout=20_000)
-        _ask(page, QUESTION)
+        send_message(page, QUESTION)
         chat = page.locator("#chainlit-copilot-chat")
         chat.get_by_text(DISCOUNT).wait_for(timeout=20_000)
         avatar = chat.locator("img[alt^='Avatar for']").last
